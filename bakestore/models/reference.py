@@ -1,0 +1,43 @@
+"""Seed / reference tables: units and recipe categories."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import Row, TableMeta, Text
+
+UnitCategory = Literal["weight", "volume", "count", "package"]
+
+
+class Unit(Row):
+    """A unit code such as ``lb`` or ``fl oz``; seeded with 35 rows, referenced as text."""
+
+    table_meta = TableMeta(
+        name="units", group="reference", seed=True, natural_key=("code",),
+        description="Reference list of unit codes (35 seeded rows). Other tables store unit codes as text.",
+        uniques=(("code",),),
+    )
+
+    code: Text(20)
+    display_name: Text(50)
+    symbol: Text(20)
+    category: UnitCategory
+    un_cefact_code: Text(10) | None = None
+    sort_order: int = 0
+
+
+class RecipeCategory(Row):
+    """A user-editable recipe category; seeded with 7 defaults. ``recipes.category`` matches by name."""
+
+    table_meta = TableMeta(
+        name="recipe_categories", group="reference", seed=True, natural_key=("slug",),
+        description="Recipe categories (7 seeded defaults, user-editable). Not an FK target.",
+        uniques=(("name",), ("slug",)),
+    )
+
+    name: Text(100)
+    slug: Text(100)
+    description: str | None = None
+    sort_order: int = Field(default=0)

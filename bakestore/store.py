@@ -1,0 +1,589 @@
+"""The Store: an explicitly located bakestore database, read and written through the registry.
+
+Every write goes through one short ``BEGIN IMMEDIATE`` transaction, validates each row against its
+pydantic model first, stamps ``updated_at`` and a fresh hybrid-logical-clock ``row_version``, and
+records tombstones for deletes (including rows removed by ON DELETE CASCADE), so sync can replay
+state later. Errors are :class:`~bakestore.errors.BakestoreError` subclasses that name the table,
+record and field.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import pydantic
+import sqlite_utils
+import sqlite_utils.utils
+
+from . import clock as _clock
+from .errors import (
+    ConstraintError,
+    DeleteRestrictedError,
+    ForeignKeyError,
+    NotFoundError,
+    SchemaError,
+    SQLiteVersionError,
+    UnknownColumnError,
+    ValidationError,
+)
+from .models.base import SYSTEM_COLUMNS, format_timestamp
+from .registry import REGISTRY, Registry, TableSpec
+from .schema import APPLICATION_ID, SCHEMA_VERSION, check_schema, create_schema, migrate, schema_version
+from .sqlite import sqlite3
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+#: Below this SQLite has the WAL-reset bug (wal.html#walresetbug); 3.44.6+ and 3.50.7+ got backports.
+WAL_RESET_FIXED = (3, 51, 3)
+MIN_SQLITE = (3, 37, 0)  # STRICT tables; VACUUM INTO needs 3.27
+
+
+def sqlite_version() -> tuple[int, int, int]:
+    return tuple(int(p) for p in sqlite3.sqlite_version.split(".")[:3])  # type: ignore[return-value]
+
+
+def wal_reset_bug_fixed(version: tuple[int, int, int] | None = None) -> bool:
+    v = version or sqlite_version()
+    return v >= WAL_RESET_FIXED or (v[:2] == (3, 44) and v >= (3, 44, 6)) or (v[:2] == (3, 50) and v >= (3, 50, 7))
+
+
+def check_one_sqlite_module() -> None:
+    """Refuse to run with two SQLite libraries in one process (sqlite-facts B6, howtocorrupt §2.3)."""
+    if sqlite_utils.utils.sqlite3 is not sqlite3:
+        raise SQLiteVersionError(
+            f"sqlite-utils uses {sqlite_utils.utils.sqlite3.__name__} but bakestore uses {sqlite3.__name__}; "
+            "two SQLite libraries in one process can corrupt the database")
+    if sqlite_version() < MIN_SQLITE:
+        raise SQLiteVersionError(f"SQLite {sqlite3.sqlite_version} is too old; bakestore needs 3.37.0 or later")
+
+
+def utc_now() -> str:
+    return format_timestamp(_dt.datetime.now(_dt.timezone.utc))
+
+
+def connect(path: str | os.PathLike[str], *, readonly: bool = False, wal: bool = True,
+            synchronous: str = "FULL") -> sqlite_utils.Database:
+    """Open a connection with bakestore's settings (sqlite-facts B7).
+
+    WAL, ``synchronous=FULL`` (a committed restore survives power loss), ``foreign_keys=ON``, a
+    5 s busy timeout and an explicit ``secure_delete=OFF``: deleted bytes stay in free space so
+    ``bakestore forensics`` can recover them after an accident (restore points are vacuumed copies).
+    """
+    check_one_sqlite_module()
+    if readonly:
+        conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True,
+                               timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA foreign_keys = ON")
+    if not readonly:
+        db.execute("PRAGMA secure_delete = OFF")
+        if wal:
+            with db.ensure_autocommit_on():
+                db.execute("PRAGMA journal_mode = WAL")
+        db.execute(f"PRAGMA synchronous = {synchronous}")
+    return db
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _format_pydantic_error(spec: TableSpec, exc: pydantic.ValidationError, record: str | None) -> ValidationError:
+    first = exc.errors()[0]
+    field_name = ".".join(str(p) for p in first.get("loc", ())) or None
+    where = f"{spec.name}.{field_name}" if field_name else spec.name
+    if record:
+        where += f" (record {record})"
+    message = first.get("msg", "invalid value")
+    if first.get("type") == "extra_forbidden":
+        return ValidationError(f"{spec.name}: unknown column {field_name!r}" + (f" (record {record})" if record else ""),
+                               table=spec.name, field=field_name, record=record)
+    more = len(exc.errors()) - 1
+    suffix = f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""
+    return ValidationError(f"{where}: {message}{suffix}", table=spec.name, field=field_name, record=record)
+
+
+def validate_row(spec: TableSpec, data: Mapping[str, Any], *, record: str | None = None,
+                 complete: bool = False) -> dict[str, Any]:
+    """Validate one row against its model and return the values to store, in column order.
+
+    ``complete`` requires the identity/version columns too (a restore source must carry them).
+    """
+    if not isinstance(data, Mapping):
+        raise ValidationError(f"{spec.name}: expected an object, got {type(data).__name__}"
+                              + (f" (record {record})" if record else ""), table=spec.name, record=record)
+    try:
+        model = spec.model.model_validate(dict(data))
+    except pydantic.ValidationError as exc:
+        raise _format_pydantic_error(spec, exc, record or _record_label(data)) from None
+    values = model.model_dump()
+    if complete:
+        for name in spec.column_names:
+            column = spec.column(name)
+            if values.get(name) is None and not column.nullable:
+                raise ValidationError(f"{spec.name}.{name}: missing value (record {record or _record_label(data)})",
+                                      table=spec.name, field=name, record=record)
+    return values
+
+
+def _record_label(data: Mapping[str, Any]) -> str | None:
+    value = data.get("id") if isinstance(data, Mapping) else None
+    return str(value) if value is not None else None
+
+
+_UNIQUE_RE = re.compile(r"UNIQUE constraint failed: (.+)")
+_CHECK_RE = re.compile(r"CHECK constraint failed: (.+)")
+
+
+def translate_integrity_error(spec: TableSpec, exc: Exception, record: str | None) -> ValidationError:
+    text = str(exc)
+    suffix = f" (record {record})" if record else ""
+    if m := _UNIQUE_RE.search(text):
+        columns = m.group(1)
+        return ConstraintError(f"{spec.name}: another row already has the same {columns}{suffix}",
+                               table=spec.name, field=columns.split(",")[0].split(".")[-1].strip(), record=record)
+    if m := _CHECK_RE.search(text):
+        return ConstraintError(f"{spec.name}: check failed: {m.group(1)}{suffix}", table=spec.name, record=record)
+    if "FOREIGN KEY" in text:
+        return ForeignKeyError(f"{spec.name}: a foreign key points at a missing row{suffix}", table=spec.name,
+                               record=record)
+    if "NOT NULL" in text:
+        column = text.rsplit(".", 1)[-1]
+        return ConstraintError(f"{spec.name}.{column}: missing value{suffix}", table=spec.name, field=column,
+                               record=record)
+    return ConstraintError(f"{spec.name}: {text}{suffix}", table=spec.name, record=record)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class DeleteResult:
+    """What a delete did: the row itself, rows removed by CASCADE, rows whose FK was set NULL."""
+
+    table: str
+    id: str
+    cascaded: list[tuple[str, str]] = field(default_factory=list)
+    nulled: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # "ok", "warn" or "fail"
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status, "detail": self.detail}
+
+
+@dataclass
+class HealthReport:
+    path: str
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != "fail" for c in self.checks)
+
+    @property
+    def warnings(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "warn"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "ok": self.ok, "checks": [c.as_dict() for c in self.checks]}
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class Store:
+    """A bakestore database at an explicit path.
+
+    ``Store(path)`` creates the schema and seeds on first open (``create=False`` refuses a missing
+    file instead). ``device_id`` defaults to the one in the user's config directory; tests and
+    embedding apps pass their own. ``wall_clock`` (ms since the epoch) makes timestamps and
+    versions deterministic.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, device_id: str | None = None,
+                 create: bool = True, seed: bool = True, registry: Registry = REGISTRY,
+                 wall_clock: Callable[[], int] | None = None) -> None:
+        self.path = Path(path)
+        self.registry = registry
+        if not self.path.exists():
+            if not create:
+                raise NotFoundError(f"{self.path}: no such database (use `bakestore init` to create one)")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if device_id is None:
+            from .paths import config_dir
+
+            device_id = _clock.load_device_id(config_dir())
+        self._wall = wall_clock or (lambda: time.time_ns() // 1_000_000)
+        self.clock = _clock.HybridLogicalClock(device_id, wall=self._wall)
+        self.db = connect(self.path)
+        try:
+            self._prepare(seed=seed)
+        except BaseException:
+            self.db.close()
+            raise
+        high = self._meta_get("hlc")
+        if high:
+            # Never hand out a version below one this database has already seen.
+            self.clock.observe(high)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], **kwargs: Any) -> "Store":
+        return cls(path, **kwargs)
+
+    # -- lifecycle
+
+    def _prepare(self, *, seed: bool) -> None:
+        names = set(self.db.table_names())
+        if not names:
+            create_schema(self.db, self.registry)
+            with self.write():
+                self._meta_set("db_id", _clock.uuid7(self._wall()))
+                self._meta_set("created_at", self.now())
+            if seed:
+                from .seeds import seed_store
+
+                seed_store(self)
+            return
+        app_id = self.db.execute("PRAGMA application_id").fetchone()[0]
+        if app_id != APPLICATION_ID:
+            raise SchemaError(f"{self.path}: not a bakestore database (application_id {app_id})")
+        if schema_version(self.db) != SCHEMA_VERSION:
+            migrate(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def db_id(self) -> str:
+        return self._meta_get("db_id") or ""
+
+    @property
+    def device_id(self) -> str:
+        return self.clock.device_id
+
+    def now(self) -> str:
+        return format_timestamp(_dt.datetime.fromtimestamp(self._wall() / 1000, _dt.timezone.utc))
+
+    # -- transactions
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite_utils.Database]:
+        """One write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield self.db
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        else:
+            self._meta_set("hlc", self.clock.high_water)
+            conn.execute("COMMIT")
+
+    def _meta_get(self, key: str) -> str | None:
+        row = self.db.execute('SELECT value FROM "_bakestore_meta" WHERE key = ?', [key]).fetchone()
+        return row[0] if row else None
+
+    def _meta_set(self, key: str, value: str) -> None:
+        self.db.execute('INSERT INTO "_bakestore_meta"(key, value) VALUES (?, ?) '
+                        'ON CONFLICT(key) DO UPDATE SET value = excluded.value', [key, value])
+
+    # -- reading
+
+    def spec(self, table: str) -> TableSpec:
+        return self.registry[table]
+
+    def count(self, table: str) -> int:
+        spec = self.spec(table)
+        return int(self.db.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0])
+
+    def counts(self) -> dict[str, int]:
+        return {spec.name: self.count(spec.name) for spec in self.registry}
+
+    def rows(self, table: str, *, where: str | None = None, params: Iterable[Any] | Mapping[str, Any] | None = None,
+             order_by: str | None = None, limit: int | None = None, offset: int | None = None) -> Iterator[dict[str, Any]]:
+        """Rows of a table as dicts, ordered by primary key unless ``order_by`` says otherwise."""
+        spec = self.spec(table)
+        order = order_by or ", ".join(f'"{c}"' for c in spec.pk)
+        yield from self.db.table(spec.name).rows_where(where, params or [], order_by=order, limit=limit,
+                                                       offset=offset)
+
+    def get(self, table: str, key: str) -> dict[str, Any]:
+        """A row by id, or by natural key (``slug``-style text; ``a/b`` for multi-column keys)."""
+        spec = self.spec(table)
+        row_id = self.resolve(table, key)
+        row = self.db.execute(f'SELECT * FROM "{spec.name}" WHERE id = ?', [row_id]).fetchone()
+        if row is None:
+            raise NotFoundError(f"{spec.name}: no row with id {row_id!r}")
+        return dict(zip(spec.column_names, row))
+
+    def resolve(self, table: str, key: str) -> str:
+        """Turn an id or a natural key into an id; raises NotFoundError naming what was looked for."""
+        spec = self.spec(table)
+        if not spec.has_row_identity:
+            raise NotFoundError(f"{spec.name}: rows of this table have no single id")
+        found = self.db.execute(f'SELECT id FROM "{spec.name}" WHERE id = ?', [key]).fetchone()
+        if found:
+            return found[0]
+        if spec.natural_key:
+            parts = key.split("/") if len(spec.natural_key) > 1 else [key]
+            if len(parts) == len(spec.natural_key):
+                if len(spec.natural_key) > 1:
+                    # Multi-column natural keys are (parent id or parent natural key, slug).
+                    parts = [self._resolve_part(spec, c, p) for c, p in zip(spec.natural_key, parts)]
+                clause = " AND ".join(f'"{c}" = ?' for c in spec.natural_key)
+                found = self.db.execute(f'SELECT id FROM "{spec.name}" WHERE {clause}', parts).fetchone()
+                if found:
+                    return found[0]
+            raise NotFoundError(f"{spec.name}: no row with id or {'/'.join(spec.natural_key)} {key!r}")
+        raise NotFoundError(f"{spec.name}: no row with id {key!r}")
+
+    def _resolve_part(self, spec: TableSpec, column: str, value: str) -> str:
+        col = spec.column(column)
+        if col.fk is not None:
+            try:
+                return self.resolve(col.fk.table, value)
+            except NotFoundError:
+                return value
+        return value
+
+    def natural_key_of(self, table: str, row: Mapping[str, Any]) -> str:
+        """The text a person would use for this row in a URL: its natural key, else its id."""
+        spec = self.spec(table)
+        if spec.natural_key and all(row.get(c) is not None for c in spec.natural_key):
+            if len(spec.natural_key) == 1:
+                return str(row[spec.natural_key[0]])
+            parts = []
+            for c in spec.natural_key:
+                col = spec.column(c)
+                value = str(row[c])
+                if col.fk is not None:
+                    parent_spec = self.spec(col.fk.table)
+                    parent = self.db.execute(f'SELECT * FROM "{parent_spec.name}" WHERE id = ?', [value]).fetchone()
+                    if parent is not None:
+                        value = self.natural_key_of(parent_spec.name, dict(zip(parent_spec.column_names, parent)))
+                parts.append(value)
+            return "/".join(parts)
+        return str(row["id"])
+
+    # -- writing
+
+    def _check_columns(self, spec: TableSpec, data: Mapping[str, Any], record: str | None) -> None:
+        for name in data:
+            if not spec.has_column(name):
+                raise UnknownColumnError(f"{spec.name}: unknown column {name!r}" + (f" (record {record})" if record else ""))
+
+    def _check_foreign_keys(self, spec: TableSpec, values: Mapping[str, Any], record: str | None) -> None:
+        for fk in spec.foreign_keys:
+            value = values.get(fk.column)
+            if value is None:
+                continue
+            if fk.other_table == spec.name and value == values.get("id"):
+                continue
+            if not self.db.execute(f'SELECT 1 FROM "{fk.other_table}" WHERE id = ?', [value]).fetchone():
+                suffix = f" (record {record})" if record else ""
+                raise ForeignKeyError(f"{spec.name}.{fk.column}: no {fk.other_table} row with id {value!r}{suffix}",
+                                      table=spec.name, field=fk.column, record=record)
+
+    def _prepare_new(self, spec: TableSpec, data: Mapping[str, Any], now: str) -> dict[str, Any]:
+        record = _record_label(data)
+        self._check_columns(spec, data, record)
+        incoming = dict(data)
+        if spec.has_row_identity:
+            incoming.setdefault("id", None)
+            if incoming["id"] is None:
+                incoming["id"] = _clock.uuid7(self._wall())
+            if incoming.get("created_at") is None:
+                incoming["created_at"] = now
+            incoming["updated_at"] = now
+            incoming["row_version"] = self.clock.now()
+        values = validate_row(spec, incoming, record=record)
+        self._check_foreign_keys(spec, values, values.get("id"))
+        return values
+
+    def insert(self, table: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate and insert one row; returns the stored row (with its id and version)."""
+        return self.insert_many(table, [data])[0]
+
+    create = insert
+
+    def insert_many(self, table: str, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Insert many rows in one transaction: all of them or none."""
+        spec = self.spec(table)
+        stored: list[dict[str, Any]] = []
+        with self.write():
+            now = self.now()
+            for data in rows:
+                values = self._prepare_new(spec, data, now)
+                self._execute_insert(spec, values)
+                stored.append(values)
+        return stored
+
+    def _execute_insert(self, spec: TableSpec, values: Mapping[str, Any], *, replace: bool = False) -> None:
+        columns = ", ".join(f'"{c}"' for c in spec.column_names)
+        marks = ", ".join("?" for _ in spec.column_names)
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        try:
+            self.db.execute(f'{verb} INTO "{spec.name}" ({columns}) VALUES ({marks})',
+                            [values.get(c) for c in spec.column_names])
+        except sqlite3.IntegrityError as exc:
+            raise translate_integrity_error(spec, exc, values.get("id")) from None
+
+    def upsert(self, table: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        return self.upsert_many(table, [data])[0]
+
+    def upsert_many(self, table: str, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Insert rows, or update the ones whose id (or natural key) already exists; one transaction."""
+        spec = self.spec(table)
+        stored: list[dict[str, Any]] = []
+        with self.write():
+            now = self.now()
+            for data in rows:
+                existing_id = None
+                if data.get("id") is not None:
+                    found = self.db.execute(f'SELECT id FROM "{spec.name}" WHERE id = ?', [str(data["id"]).lower()]).fetchone()
+                    existing_id = found[0] if found else None
+                elif spec.natural_key and all(data.get(c) is not None for c in spec.natural_key):
+                    clause = " AND ".join(f'"{c}" = ?' for c in spec.natural_key)
+                    found = self.db.execute(f'SELECT id FROM "{spec.name}" WHERE {clause}',
+                                            [data[c] for c in spec.natural_key]).fetchone()
+                    existing_id = found[0] if found else None
+                if existing_id is None:
+                    values = self._prepare_new(spec, data, now)
+                    self._execute_insert(spec, values)
+                else:
+                    changes = {k: v for k, v in data.items() if k != "id"}
+                    values = self._update(spec, existing_id, changes, now)
+                stored.append(values)
+        return stored
+
+    def update(self, table: str, key: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change some columns of one row (by id or natural key); returns the stored row."""
+        spec = self.spec(table)
+        with self.write():
+            return self._update(spec, self.resolve(table, key), changes, self.now())
+
+    def _update(self, spec: TableSpec, row_id: str, changes: Mapping[str, Any], now: str) -> dict[str, Any]:
+        self._check_columns(spec, changes, row_id)
+        for name in SYSTEM_COLUMNS:
+            if name in changes and name != "created_at":
+                raise ValidationError(f"{spec.name}.{name}: set by the store, cannot be changed (record {row_id})",
+                                      table=spec.name, field=name, record=row_id)
+        current = self.get(spec.name, row_id)
+        merged = {**current, **changes, "updated_at": now, "row_version": self.clock.now()}
+        values = validate_row(spec, merged, record=row_id)
+        self._check_foreign_keys(spec, values, row_id)
+        assignments = ", ".join(f'"{c}" = ?' for c in spec.column_names if c != "id")
+        try:
+            self.db.execute(f'UPDATE "{spec.name}" SET {assignments} WHERE id = ?',
+                            [values[c] for c in spec.column_names if c != "id"] + [row_id])
+        except sqlite3.IntegrityError as exc:
+            raise translate_integrity_error(spec, exc, row_id) from None
+        return values
+
+    def delete(self, table: str, key: str) -> DeleteResult:
+        """Delete a row, following the registry's ON DELETE rules, and record tombstones.
+
+        RESTRICT / NO ACTION references refuse the delete with the referencing rows named;
+        CASCADE children are deleted too (each gets a tombstone); SET NULL children are updated
+        (and get a new version), so every device learns about every change.
+        """
+        spec = self.spec(table)
+        with self.write():
+            row_id = self.resolve(table, key)
+            result = DeleteResult(spec.name, row_id)
+            doomed: dict[tuple[str, str], None] = {}
+            self._plan_delete(spec.name, row_id, doomed, result)
+            now = self.now()
+            for child_table, child_id, column in result.nulled:
+                if (child_table, child_id) in doomed:
+                    continue
+                self.db.execute(f'UPDATE "{child_table}" SET "{column}" = NULL, updated_at = ?, row_version = ? '
+                                f'WHERE id = ?', [now, self.clock.now(), child_id])
+            order = {name: i for i, name in enumerate(self.registry.names)}
+            for victim_table, victim_id in sorted(doomed, key=lambda k: -order[k[0]]):
+                self.db.execute('INSERT OR REPLACE INTO "_tombstones"(table_name, row_id, row_version, deleted_at) '
+                                'VALUES (?, ?, ?, ?)', [victim_table, victim_id, self.clock.now(), now])
+                self.db.execute(f'DELETE FROM "{victim_table}" WHERE id = ?', [victim_id])
+            result.cascaded = [k for k in doomed if k != (spec.name, row_id)]
+            return result
+
+    def _plan_delete(self, table: str, row_id: str, doomed: dict[tuple[str, str], None],
+                     result: DeleteResult) -> None:
+        if (table, row_id) in doomed:
+            return
+        doomed[(table, row_id)] = None
+        for fk in self.registry.references_to(table):
+            children = [r[0] for r in self.db.execute(
+                f'SELECT id FROM "{fk.table}" WHERE "{fk.column}" = ?', [row_id])]
+            for child_id in children:
+                if fk.on_delete == "CASCADE":
+                    self._plan_delete(fk.table, child_id, doomed, result)
+                elif fk.on_delete == "SET NULL":
+                    result.nulled.append((fk.table, child_id, fk.column))
+        # RESTRICT / NO ACTION: refuse if any referencing row survives the delete.
+        for fk in self.registry.references_to(table):
+            if fk.on_delete in ("RESTRICT", "NO ACTION"):
+                blockers = [r[0] for r in self.db.execute(
+                    f'SELECT id FROM "{fk.table}" WHERE "{fk.column}" = ?', [row_id])
+                    if (fk.table, r[0]) not in doomed]
+                if blockers:
+                    raise DeleteRestrictedError(
+                        f"{table} {row_id} is still used by {len(blockers)} {fk.table} row(s) "
+                        f"via {fk.column} (e.g. {blockers[0]}); delete or re-point those first")
+
+    # -- health
+
+    def check(self) -> HealthReport:
+        """What ``bakestore doctor`` prints: version gate, integrity, foreign keys, schema drift, settings."""
+        checks: list[Check] = []
+        version = sqlite3.sqlite_version
+        if wal_reset_bug_fixed():
+            checks.append(Check("sqlite_version", "ok", f"SQLite {version} via {sqlite3.__name__}"))
+        else:
+            checks.append(Check("sqlite_version", "warn",
+                                f"SQLite {version} via {sqlite3.__name__} has the WAL-reset bug "
+                                "(fixed in 3.51.3); install pysqlite3"))
+        integrity = [r[0] for r in self.db.execute("PRAGMA integrity_check")]
+        checks.append(Check("integrity_check", "ok" if integrity == ["ok"] else "fail", "; ".join(integrity[:5])))
+        violations = list(self.db.execute("PRAGMA foreign_key_check"))
+        checks.append(Check("foreign_key_check", "fail" if violations else "ok",
+                            f"{len(violations)} violation(s)" + (f", first in {violations[0][0]}" if violations else "")))
+        problems = check_schema(self.db, self.registry)
+        checks.append(Check("registry_vs_schema", "fail" if problems else "ok",
+                            "; ".join(map(str, problems[:5])) or f"{len(self.registry)} tables match"))
+        mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
+        checks.append(Check("journal_mode", "ok" if mode == "wal" else "warn", mode))
+        sync = self.db.execute("PRAGMA synchronous").fetchone()[0]
+        checks.append(Check("synchronous", "ok" if sync >= 2 else "warn", {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(sync, str(sync))))
+        page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
+        checks.append(Check("page_size", "ok", str(page_size)))
+        checks.append(Check("schema_version", "ok", str(schema_version(self.db))))
+        return HealthReport(str(self.path), checks)
