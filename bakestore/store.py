@@ -587,3 +587,27 @@ class Store:
         checks.append(Check("page_size", "ok", str(page_size)))
         checks.append(Check("schema_version", "ok", str(schema_version(self.db))))
         return HealthReport(str(self.path), checks)
+
+
+def bulk_insert(db: sqlite_utils.Database, spec: TableSpec, rows: Iterable[Mapping[str, Any]],
+                chunk_size: int = 10_000) -> int:
+    """Insert complete rows (all columns present) with ``executemany`` in chunks; returns the count.
+
+    No validation here: callers validate first (restore) or generate valid rows (demo). It runs
+    inside the caller's transaction.
+    """
+    columns = spec.column_names
+    sql = (f'INSERT INTO "{spec.name}" ({", ".join(f"{chr(34)}{c}{chr(34)}" for c in columns)}) '
+           f'VALUES ({", ".join("?" for _ in columns)})')
+    total = 0
+    batch: list[list[Any]] = []
+    for row in rows:
+        batch.append([row.get(c) for c in columns])
+        if len(batch) >= chunk_size:
+            db.conn.executemany(sql, batch)
+            total += len(batch)
+            batch = []
+    if batch:
+        db.conn.executemany(sql, batch)
+        total += len(batch)
+    return total
