@@ -29,10 +29,6 @@ class UnknownTableError(BakestoreError):
     """A table name that the registry does not know."""
 
 
-class UnknownColumnError(BakestoreError):
-    """A column name that the table does not have."""
-
-
 class ValidationError(BakestoreError):
     """A row failed validation against its model. ``where`` says table/record/field."""
 
@@ -42,6 +38,12 @@ class ValidationError(BakestoreError):
         self.table = table
         self.field = field
         self.record = record
+        #: Position of the failing row in a batch write (0-based), when the write was a batch.
+        self.index: int | None = None
+
+
+class UnknownColumnError(ValidationError):
+    """A column name that the table does not have."""
 
 
 class ForeignKeyError(ValidationError):

@@ -115,7 +115,7 @@ def _format_pydantic_error(spec: TableSpec, exc: pydantic.ValidationError, recor
 
 
 def validate_row(spec: TableSpec, data: Mapping[str, Any], *, record: str | None = None,
-                 complete: bool = False) -> dict[str, Any]:
+                 complete: bool = False, label_from_data: bool = True) -> dict[str, Any]:
     """Validate one row against its model and return the values to store, in column order.
 
     ``complete`` requires the identity/version columns too (a restore source must carry them).
@@ -126,7 +126,7 @@ def validate_row(spec: TableSpec, data: Mapping[str, Any], *, record: str | None
     try:
         model = spec.model.model_validate(dict(data))
     except pydantic.ValidationError as exc:
-        raise _format_pydantic_error(spec, exc, record or _record_label(data)) from None
+        raise _format_pydantic_error(spec, exc, record or (_record_label(data) if label_from_data else None)) from None
     values = model.model_dump()
     if complete:
         for name in spec.column_names:
@@ -398,7 +398,8 @@ class Store:
     def _check_columns(self, spec: TableSpec, data: Mapping[str, Any], record: str | None) -> None:
         for name in data:
             if not spec.has_column(name):
-                raise UnknownColumnError(f"{spec.name}: unknown column {name!r}" + (f" (record {record})" if record else ""))
+                raise UnknownColumnError(f"{spec.name}: unknown column {name!r}" + (f" (record {record})" if record else ""),
+                                         table=spec.name, field=name, record=record)
 
     def _check_foreign_keys(self, spec: TableSpec, values: Mapping[str, Any], record: str | None) -> None:
         for fk in spec.foreign_keys:
@@ -424,8 +425,9 @@ class Store:
                 incoming["created_at"] = now
             incoming["updated_at"] = now
             incoming["row_version"] = self.clock.now()
-        values = validate_row(spec, incoming, record=record)
-        self._check_foreign_keys(spec, values, values.get("id"))
+        # A new row's minted id means nothing to the person who wrote the input: label by theirs.
+        values = validate_row(spec, incoming, record=record, label_from_data=False)
+        self._check_foreign_keys(spec, values, record)
         return values
 
     def insert(self, table: str, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -440,9 +442,13 @@ class Store:
         stored: list[dict[str, Any]] = []
         with self.write():
             now = self.now()
-            for data in rows:
-                values = self._prepare_new(spec, data, now)
-                self._execute_insert(spec, values)
+            for index, data in enumerate(rows):
+                try:
+                    values = self._prepare_new(spec, data, now)
+                    self._execute_insert(spec, values)
+                except ValidationError as exc:
+                    exc.index = index
+                    raise
                 stored.append(values)
         return stored
 
@@ -465,24 +471,30 @@ class Store:
         stored: list[dict[str, Any]] = []
         with self.write():
             now = self.now()
-            for data in rows:
-                existing_id = None
-                if data.get("id") is not None:
-                    found = self.db.execute(f'SELECT id FROM "{spec.name}" WHERE id = ?', [str(data["id"]).lower()]).fetchone()
-                    existing_id = found[0] if found else None
-                elif spec.natural_key and all(data.get(c) is not None for c in spec.natural_key):
-                    clause = " AND ".join(f'"{c}" = ?' for c in spec.natural_key)
-                    found = self.db.execute(f'SELECT id FROM "{spec.name}" WHERE {clause}',
-                                            [data[c] for c in spec.natural_key]).fetchone()
-                    existing_id = found[0] if found else None
-                if existing_id is None:
-                    values = self._prepare_new(spec, data, now)
-                    self._execute_insert(spec, values)
-                else:
-                    changes = {k: v for k, v in data.items() if k != "id"}
-                    values = self._update(spec, existing_id, changes, now)
-                stored.append(values)
+            for index, data in enumerate(rows):
+                try:
+                    stored.append(self._upsert_one(spec, data, now))
+                except ValidationError as exc:
+                    exc.index = index
+                    raise
         return stored
+
+    def _upsert_one(self, spec: TableSpec, data: Mapping[str, Any], now: str) -> dict[str, Any]:
+        """Update the row with this id (or natural key) if it exists, else insert it."""
+        existing_id = None
+        if data.get("id") is not None:
+            found = self.db.execute(f'SELECT id FROM "{spec.name}" WHERE id = ?', [str(data["id"]).lower()]).fetchone()
+            existing_id = found[0] if found else None
+        elif spec.natural_key and all(data.get(c) is not None for c in spec.natural_key):
+            clause = " AND ".join(f'"{c}" = ?' for c in spec.natural_key)
+            found = self.db.execute(f'SELECT id FROM "{spec.name}" WHERE {clause}',
+                                    [data[c] for c in spec.natural_key]).fetchone()
+            existing_id = found[0] if found else None
+        if existing_id is None:
+            values = self._prepare_new(spec, data, now)
+            self._execute_insert(spec, values)
+            return values
+        return self._update(spec, existing_id, {k: v for k, v in data.items() if k != "id"}, now)
 
     def update(self, table: str, key: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Change some columns of one row (by id or natural key); returns the stored row."""

@@ -22,7 +22,7 @@ class Ingredient(Row):
 
     display_name: Text(200)
     slug: Text(200) | None = None
-    parent_ingredient_id: Ref("ingredients", "RESTRICT", cycle=True) | None = None
+    parent_ingredient_id: Ref("ingredients", "NO ACTION", cycle=True) | None = None
     hierarchy_level: HierarchyLevel = 2
     category: Text(100)
     description: str | None = None

@@ -1,0 +1,54 @@
+"""Shared fixtures. Every test runs with BAKESTORE_HOME in a temporary folder, so nothing a test
+does can reach the user's real bakestore data (the upstream incident's root cause)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from bakestore.store import Store
+
+DEVICE_A = "a" * 32
+DEVICE_B = "b" * 32
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("bakestore-home")
+    monkeypatch.setenv("BAKESTORE_HOME", str(home))
+    monkeypatch.delenv("BAKESTORE_DB", raising=False)
+    return home
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "live.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[Store]:
+    with Store(db_path, device_id=DEVICE_A) as s:
+        yield s
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def db_fingerprint(path: Path) -> dict[str, str | None]:
+    """Hashes of a database and its sibling files: 'nothing changed' means all of these are equal."""
+    path = Path(path)
+    out: dict[str, str | None] = {}
+    for suffix in ("", "-wal", "-journal"):
+        p = Path(str(path) + suffix)
+        out[suffix or "db"] = file_sha256(p) if p.exists() else None
+    return out

@@ -1,0 +1,1 @@
+"""Templates and static files of bakestore's thin web UI, installed as ``bakestore.ui``."""
