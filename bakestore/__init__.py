@@ -33,7 +33,7 @@ from .errors import (
 from .registry import REGISTRY, Registry, TableSpec
 from .store import DeleteResult, HealthReport, Store
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 __all__ = [
     "REGISTRY",

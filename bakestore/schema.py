@@ -33,6 +33,38 @@ def _literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+_HEX = "[0-9a-f]"
+_UUID_GLOB = "-".join(_HEX * n for n in (8, 4, 4, 4, 12))
+_VERSION_GLOB = "[0-9]" * 13 + "-" + "[0-9]" * 5 + "-" + _HEX * 32
+_REAL_MAX = "1.7976931348623157e308"
+
+
+def format_checks(column: Column) -> list[str]:
+    """CHECK rules that make SQLite itself enforce each column kind's stored format.
+
+    The models enforce the same rules on every API write; these make them hold for any writer
+    (Datasette, the sqlite3 shell) and let a restore validate a million rows at C speed inside
+    the fresh file, with the model producing the readable message when one fails.
+    """
+    q = _quote(column.name)
+    checks: list[str] = []
+    if column.kind == "uuid":
+        checks.append(f"{q} GLOB '{_UUID_GLOB}'")
+    elif column.kind == "datetime":
+        checks.append(f"strftime('%Y-%m-%dT%H:%M:%fZ', {q}) = {q}")
+    elif column.kind == "date":
+        checks.append(f"date({q}) = {q}")
+    elif column.kind == "json":
+        checks.append(f"json_valid({q})")
+    elif column.kind == "real":
+        checks.append(f"{q} BETWEEN -{_REAL_MAX} AND {_REAL_MAX}")
+    if column.name == "row_version":
+        checks.append(f"{q} GLOB '{_VERSION_GLOB}'")
+    if column.max_length is not None:
+        checks.append(f"length({q}) <= {column.max_length}")
+    return checks
+
+
 def column_sql(spec: TableSpec, column: Column) -> str:
     parts = [_quote(column.name), column.sql_type]
     if spec.pk == (column.name,):
@@ -43,7 +75,7 @@ def column_sql(spec: TableSpec, column: Column) -> str:
         parts.append(f"DEFAULT {_literal(column.default)}")
     if column.unique:
         parts.append("UNIQUE")
-    for check in column.checks:
+    for check in [*format_checks(column), *column.checks]:
         parts.append(f"CHECK ({check})")
     if column.fk is not None:
         parts.append(f"REFERENCES {_quote(column.fk.table)}(\"id\") ON DELETE {column.fk.on_delete}")

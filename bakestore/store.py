@@ -17,7 +17,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 import pydantic
 import sqlite_utils
@@ -38,6 +38,11 @@ from .models.base import SYSTEM_COLUMNS, format_timestamp
 from .registry import REGISTRY, Registry, TableSpec
 from .schema import APPLICATION_ID, SCHEMA_VERSION, check_schema, create_schema, migrate, schema_version
 from .sqlite import sqlite3
+
+if TYPE_CHECKING:
+    from .exports import ExportResult
+    from .restore import RestoreResult
+    from .sources import RowSource
 
 log = logging.getLogger(__name__)
 
@@ -571,6 +576,50 @@ class Store:
                         f"{table} {row_id} is still used by {len(blockers)} {fk.table} row(s) "
                         f"via {fk.column} (e.g. {blockers[0]}); delete or re-point those first")
 
+    # -- capabilities (delegated one layer up; imported lazily so the ground floor never imports
+    #    the floors above it)
+
+    def export(self, target: str | os.PathLike[str], *, name: str | None = None,
+               progress: Callable[[str, int, int], None] | None = None) -> "ExportResult":
+        """Write an export folder ``target/bakestore-export-<time>`` (or ``target/name``)."""
+        from .exports import export_database, export_name
+
+        return export_database(self.db, Path(target), db_id=self.db_id, registry=self.registry,
+                               name=name or export_name(), progress=progress)
+
+    def restore(self, source: "RowSource | str | os.PathLike[str]", **kwargs: Any) -> "RestoreResult":
+        """Replace the content with an export folder, manifest, ``.db`` file or RowSource.
+
+        Never deletes in place: see :func:`bakestore.restore.replace_contents` for the steps.
+        """
+        from .restore import replace_contents
+
+        return replace_contents(self, source, **kwargs)
+
+    def merge(self, source: "RowSource | str | os.PathLike[str]", **kwargs: Any) -> "RestoreResult":
+        """Upsert a source into this store, all or nothing (newest row version wins)."""
+        from .restore import merge
+
+        return merge(self, source, **kwargs)
+
+    def undo(self, **kwargs: Any) -> "RestoreResult":
+        """Swap the newest restore point back in (audited, and itself undoable)."""
+        from .restore import undo
+
+        return undo(self, **kwargs)
+
+    def reset(self, **kwargs: Any) -> "RestoreResult":
+        """Empty, seeded content through the restore path (audited, undoable)."""
+        from .restore import reset
+
+        return reset(self, **kwargs)
+
+    def restore_points(self) -> list[Path]:
+        """Restore points of this database, newest first."""
+        from .restore import list_restore_points
+
+        return list_restore_points(self.path)
+
     # -- health
 
     def check(self) -> HealthReport:
@@ -623,3 +672,4 @@ def bulk_insert(db: sqlite_utils.Database, spec: TableSpec, rows: Iterable[Mappi
         db.conn.executemany(sql, batch)
         total += len(batch)
     return total
+

@@ -1,0 +1,392 @@
+"""The export format: a folder of PK-ordered canonical NDJSON files plus a manifest written last.
+
+An export is a backup, the source of a restore, and the unit that sync moves between devices, so
+it must be boring to diff and impossible to mistake for complete when it is not:
+
+* one ``<table>.ndjson`` per exported registry table (empty tables too), rows ordered by primary
+  key, each line canonical JSON (sorted keys, no spaces, UTF-8 kept); SQL NULL is ``null`` and
+  never ``""``; non-finite floats are ``{"$float": "NaN" | "Infinity" | "-Infinity"}`` and BLOBs
+  ``{"$base64": "…"}`` (no registry column holds either, but foreign writers can put them there);
+* ``manifest.json`` written **last**, listing per table the file, row count, byte size and sha256,
+  plus format/schema/bakestore versions, the source database's identity and ``created_at``;
+* the folder is written under a temporary name, fsynced, and renamed into place.
+
+``created_at`` in the manifest is the time of the newest change the export contains (taken from
+the row versions), not the wall-clock time of the export, so exporting the same data twice gives
+byte-identical folders; the wall-clock time is in the folder's name.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ._version import __version__
+from .errors import ExportError, SourceError
+from .models.base import format_timestamp
+from .registry import REGISTRY, Registry, TableSpec
+from .schema import SCHEMA_VERSION
+
+FORMAT_NAME = "bakestore-export"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+#: A line longer than this is refused on read: no bakestore row comes near it, and reading an
+#: unbounded line could exhaust memory on a damaged or hostile file.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+_SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.ndjson$")
+
+Progress = Callable[[str, int, int], None]
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _encode_special(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$base64": base64.b64encode(bytes(value)).decode("ascii")}
+    return value
+
+
+def encode_row(columns: tuple[str, ...], values: tuple[Any, ...]) -> str:
+    """One canonical NDJSON line (without the newline). ``columns`` must be sorted."""
+    row = dict(zip(columns, values))
+    try:
+        return json.dumps(row, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError):
+        return json.dumps({k: _encode_special(v) for k, v in row.items()}, separators=(",", ":"),
+                          ensure_ascii=False, allow_nan=False)
+
+
+def _decode_special(value: Any) -> Any:
+    if isinstance(value, dict) and len(value) == 1:
+        if "$float" in value:
+            return float(value["$float"].replace("Infinity", "inf"))
+        if "$base64" in value:
+            return base64.b64decode(value["$base64"], validate=True)
+    return value
+
+
+def decode_row(line: str) -> dict[str, Any]:
+    row = json.loads(line)
+    if not isinstance(row, dict):
+        raise ValueError(f"expected an object, got {type(row).__name__}")
+    for key, value in row.items():
+        if isinstance(value, dict):
+            row[key] = _decode_special(value)
+        elif isinstance(value, list):
+            raise ValueError(f"field {key!r}: a list is not a column value")
+    return row
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _max_version_ms(db: Any, specs: tuple[TableSpec, ...]) -> int | None:
+    best: int | None = None
+    for spec in specs:
+        column = "row_version" if spec.has_column("row_version") else None
+        if column is None:
+            continue
+        value = db.execute(f'SELECT max("{column}") FROM "{spec.name}"').fetchone()[0]
+        if value:
+            ms = int(str(value).split("-")[0])
+            best = ms if best is None or ms > best else best
+    return best
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def total_rows(self) -> int:
+        return int(self.manifest["total_rows"])
+
+
+def write_table(db: Any, spec: TableSpec, path: Path) -> tuple[int, int, str]:
+    """Write one table's NDJSON file; returns (rows, bytes, sha256). Runs in the caller's snapshot."""
+    columns = tuple(sorted(spec.column_names))
+    select = ", ".join(f'"{c}"' for c in columns)
+    order = ", ".join(f'"{c}"' for c in spec.pk)
+    digest = hashlib.sha256()
+    rows = size = 0
+    with open(path, "wb") as out:
+        cursor = db.execute(f'SELECT {select} FROM "{spec.name}" ORDER BY {order}')
+        while True:
+            batch = cursor.fetchmany(5000)
+            if not batch:
+                break
+            chunk = ("\n".join(encode_row(columns, values) for values in batch) + "\n").encode("utf-8")
+            out.write(chunk)
+            digest.update(chunk)
+            rows += len(batch)
+            size += len(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    return rows, size, digest.hexdigest()
+
+
+def export_database(db: Any, target: Path, *, db_id: str, registry: Registry = REGISTRY,
+                    name: str | None = None, progress: Progress | None = None,
+                    tables: list[str] | None = None, reuse: dict[str, Path] | None = None) -> ExportResult:
+    """Export an open database into a new folder ``target/<name>`` (or ``target`` if name is None).
+
+    Reads every table inside one read transaction, so the export is a consistent snapshot even
+    while other connections write. ``tables``/``reuse`` let an incremental exporter rewrite only
+    the tables that changed and copy the others' files from the previous export.
+    """
+    target = Path(target)
+    final = target / name if name else target
+    if final.exists():
+        raise ExportError(f"{final}: already exists; an export never overwrites another")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    specs = registry.exported_tables
+    entries: list[dict[str, Any]] = []
+    try:
+        started_here = not db.conn.in_transaction
+        if started_here:
+            db.execute("BEGIN")
+        try:
+            for index, spec in enumerate(specs):
+                file_name = f"{spec.name}.ndjson"
+                previous = (reuse or {}).get(spec.name)
+                if previous is not None and (tables is None or spec.name not in tables):
+                    shutil.copyfile(previous, tmp / file_name)
+                    data = (tmp / file_name).read_bytes()
+                    count, size, sha = data.count(b"\n"), len(data), hashlib.sha256(data).hexdigest()
+                else:
+                    count, size, sha = write_table(db, spec, tmp / file_name)
+                entries.append({"name": spec.name, "file": file_name, "rows": count, "bytes": size, "sha256": sha})
+                if progress:
+                    progress(spec.name, index + 1, len(specs))
+            newest = _max_version_ms(db, specs)
+        finally:
+            if started_here and db.conn.in_transaction:
+                db.execute("COMMIT")
+        created = (format_timestamp(_dt.datetime.fromtimestamp(newest / 1000, _dt.timezone.utc))
+                   if newest is not None else None)
+        manifest = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "schema_version": SCHEMA_VERSION,
+            "bakestore_version": __version__,
+            "source": {"db_id": db_id},
+            "created_at": created,
+            "tables": entries,
+            "total_rows": sum(e["rows"] for e in entries),
+        }
+        manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        with open(tmp / MANIFEST, "wb") as out:  # written last: its presence means "complete"
+            out.write(manifest_bytes)
+            out.flush()
+            os.fsync(out.fileno())
+        _fsync_dir(tmp)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ExportError(f"export to {final} failed: {exc.strerror or exc}; nothing was written") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(final, manifest)
+
+
+def export_name(now: _dt.datetime | None = None) -> str:
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return "bakestore-export-" + now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z"
+
+
+# --------------------------------------------------------------------------- reading / verifying
+
+
+class ExportFolderSource:
+    """An export folder as a :class:`~bakestore.sources.RowSource`, verified before use."""
+
+    def __init__(self, path: str | os.PathLike[str], registry: Registry = REGISTRY) -> None:
+        path = Path(path)
+        if path.name == MANIFEST:
+            path = path.parent
+        self.path = path
+        self.registry = registry
+        self.label = f"export folder {path}"
+        self.manifest: dict[str, Any] = {}
+        self.db_id: str | None = None
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._sha: str | None = None
+
+    # -- checks, each one naming the file
+
+    def _fail(self, message: str) -> SourceError:
+        return SourceError(f"{self.path}: {message}")
+
+    def _load_manifest(self) -> None:
+        if self.path.is_symlink():
+            raise self._fail("the export folder is a symlink; refusing to follow it")
+        if not self.path.is_dir():
+            raise self._fail("not an export folder (no such directory)")
+        manifest_path = self.path / MANIFEST
+        if manifest_path.is_symlink():
+            raise self._fail(f"{MANIFEST} is a symlink; refusing to follow it")
+        if not manifest_path.is_file():
+            raise self._fail(f"{MANIFEST} is missing (an incomplete export has no manifest)")
+        raw = manifest_path.read_bytes()
+        if len(raw) > MAX_LINE_BYTES:
+            raise self._fail(f"{MANIFEST} is too large to be a manifest ({len(raw)} bytes)")
+        try:
+            manifest = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise self._fail(f"{MANIFEST}: not UTF-8 (byte {exc.start})") from None
+        except json.JSONDecodeError as exc:
+            raise self._fail(f"{MANIFEST}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
+        if not isinstance(manifest, dict):
+            raise self._fail(f"{MANIFEST}: expected an object")
+        if manifest.get("format") != FORMAT_NAME:
+            raise self._fail(f"{MANIFEST}: format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise self._fail(f"{MANIFEST}: format_version {manifest.get('format_version')!r} is not supported "
+                             f"(this bakestore reads {FORMAT_VERSION})")
+        version = manifest.get("schema_version")
+        if not isinstance(version, int) or version < 1:
+            raise self._fail(f"{MANIFEST}: schema_version {version!r} is not a schema version")
+        if version > SCHEMA_VERSION:
+            raise self._fail(f"{MANIFEST}: schema_version {version} is newer than this bakestore ({SCHEMA_VERSION})")
+        if version < SCHEMA_VERSION:
+            raise self._fail(f"{MANIFEST}: schema_version {version} needs a migration that this bakestore lacks")
+        tables = manifest.get("tables")
+        if not isinstance(tables, list):
+            raise self._fail(f"{MANIFEST}: 'tables' must be a list")
+        entries: dict[str, dict[str, Any]] = {}
+        for index, entry in enumerate(tables):
+            where = f"{MANIFEST}: tables[{index}]"
+            if not isinstance(entry, dict):
+                raise self._fail(f"{where}: expected an object")
+            for key, kind in (("name", str), ("file", str), ("rows", int), ("sha256", str)):
+                if not isinstance(entry.get(key), kind) or isinstance(entry.get(key), bool):
+                    raise self._fail(f"{where}: field {key!r} missing or not a {kind.__name__}")
+            name, file_name = entry["name"], entry["file"]
+            if name not in self.registry or not self.registry[name].exported:
+                raise self._fail(f"{where}: unknown table {name!r}")
+            if name in entries:
+                raise self._fail(f"{where}: table {name!r} listed twice")
+            if not _SAFE_NAME.match(file_name) or file_name != f"{name}.ndjson":
+                raise self._fail(f"{where}: file name {file_name!r} is not allowed (expected {name}.ndjson; "
+                                 "names may not leave the folder)")
+            if entry["rows"] < 0:
+                raise self._fail(f"{where}: negative row count")
+            entries[name] = entry
+        missing = [s.name for s in self.registry.exported_tables if s.name not in entries]
+        if missing:
+            raise self._fail(f"{MANIFEST}: tables missing from the manifest: {', '.join(missing[:8])}"
+                             + (f" (+{len(missing) - 8} more)" if len(missing) > 8 else ""))
+        self.manifest = manifest
+        self._entries = entries
+        source = manifest.get("source")
+        self.db_id = source.get("db_id") if isinstance(source, dict) and isinstance(source.get("db_id"), str) else None
+        self._sha = hashlib.sha256(raw).hexdigest()
+
+    def verify(self, progress: Progress | None = None) -> None:
+        """Manifest well-formed, every file present, a regular file, sha256 and row counts match."""
+        self._load_manifest()
+        for index, spec in enumerate(self.registry.exported_tables):
+            entry = self._entries[spec.name]
+            file_path = self.path / entry["file"]
+            if file_path.is_symlink():
+                raise self._fail(f"{entry['file']} is a symlink; refusing to follow it")
+            if not file_path.is_file():
+                raise self._fail(f"{entry['file']} is missing")
+            digest = hashlib.sha256()
+            lines = 0
+            with open(file_path, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+                    lines += chunk.count(b"\n")
+            if digest.hexdigest() != entry["sha256"]:
+                raise self._fail(f"{entry['file']}: sha256 does not match the manifest (file changed or truncated)")
+            if lines != entry["rows"]:
+                raise self._fail(f"{entry['file']}: {lines} rows but the manifest says {entry['rows']}")
+            if progress:
+                progress(spec.name, index + 1, len(self.registry.exported_tables))
+
+    def checksum(self) -> str | None:
+        return self._sha
+
+    def tables(self) -> list[str]:
+        return list(self._entries)
+
+    def declared_counts(self) -> dict[str, int] | None:
+        return {name: entry["rows"] for name, entry in self._entries.items()}
+
+    def iter_rows(self, table: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        entry = self._entries.get(table)
+        if entry is None:
+            return
+        file_name = entry["file"]
+        with open(self.path / file_name, "rb") as handle:
+            for lineno, raw in enumerate(handle, 1):
+                where = f"{file_name}:{lineno}"
+                if len(raw) > MAX_LINE_BYTES:
+                    raise SourceError(f"{self.path}: {where}: line longer than {MAX_LINE_BYTES} bytes")
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise SourceError(f"{self.path}: {where}: not UTF-8 (byte {exc.start})") from None
+                try:
+                    row = decode_row(text)
+                except (ValueError, json.JSONDecodeError) as exc:
+                    message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                    raise SourceError(f"{self.path}: {where}: invalid row: {message}") from None
+                yield where, row
+
+
+def list_exports(folder: Path) -> list[Path]:
+    """Complete exports (with a manifest) under ``folder``, oldest first by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file())
+
+
+def prune_exports(folder: Path, *, keep_last: int = 10, keep_daily: int = 30) -> list[Path]:
+    """Retention: keep the newest ``keep_last`` exports and the newest one of each of the last
+    ``keep_daily`` days; never delete the newest export. Returns the folders removed."""
+    exports = list_exports(folder)
+    if not exports:
+        return []
+    keep: set[Path] = set(exports[-max(keep_last, 1):])
+    by_day: dict[str, Path] = {}
+    for path in exports:
+        match = re.search(r"(\d{8})T", path.name)
+        if match:
+            by_day[match.group(1)] = path  # later names overwrite: newest of the day
+    for day in sorted(by_day)[-keep_daily:] if keep_daily > 0 else []:
+        keep.add(by_day[day])
+    removed = [p for p in exports if p not in keep]
+    for path in removed:
+        shutil.rmtree(path)
+    return removed
