@@ -51,9 +51,9 @@ def format_checks(column: Column) -> list[str]:
     if column.kind == "uuid":
         checks.append(f"{q} GLOB '{_UUID_GLOB}'")
     elif column.kind == "datetime":
-        checks.append(f"strftime('%Y-%m-%dT%H:%M:%fZ', {q}) = {q}")
+        checks.append(f"strftime('%Y-%m-%dT%H:%M:%fZ', {q}) IS {q}")
     elif column.kind == "date":
-        checks.append(f"date({q}) = {q}")
+        checks.append(f"date({q}) IS {q}")
     elif column.kind == "json":
         checks.append(f"json_valid({q})")
     elif column.kind == "real":
