@@ -1,0 +1,423 @@
+"""The analysis pipeline: evidence copies → own byte parser → carving → timeline → findings.
+
+:func:`analyze` is the one entry point; the CLI and the UI call it and render the
+:class:`~bakestore.forensics.report.Report` it returns. SQLite is used only on the second copy
+(``work/``), in a thread, for ``integrity_check`` and row counts that cross-check our reader.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .btree import PageView, WalkResult, walk_btree
+from .carve import Carver, Recovered, deduplicate, serial_templates
+from .evidence import Evidence, collect, make_work_copy, verify_originals
+from .fileformat import (PARSE_ERRORS, SQLITE_MASTER, Header, TableSchema, decode_record, parse_create_table,
+                         parse_header)
+from .freelist import FreelistInfo, lock_byte_page, pointer_map_pages, walk_freelist
+from .journal import JournalInfo, parse_journal, record_image
+from .wal import WalInfo, committed_overlay, frame_image, parse_shm, parse_wal
+
+TOOL_VERSION = "bakestore-forensics 1"
+
+
+@dataclass
+class SchemaEntry:
+    """One row of sqlite_master as our reader decoded it."""
+
+    type: str
+    name: str
+    tbl_name: str
+    rootpage: int
+    sql: str | None
+
+
+@dataclass
+class LiveTable:
+    """A table of the current (WAL-applied) database state as walked by our reader."""
+
+    schema: TableSchema
+    rows: list[tuple[int, tuple[Any, ...]]] = field(default_factory=list)
+    pages: int = 0
+    errors: int = 0
+
+
+@dataclass
+class ParsedDatabase:
+    """Everything the raw reader learned about one database (used by analyze and compare)."""
+
+    header: Header
+    header_current: Header | None
+    page_size: int
+    usable: int
+    main_pages: int
+    current_pages: int
+    view_main: PageView
+    view_current: PageView
+    wal: WalInfo | None
+    wal_data: bytes
+    journal: JournalInfo | None
+    journal_data: bytes
+    schema: list[SchemaEntry]
+    tables: dict[str, LiveTable]
+    index_pages: dict[str, int]
+    page_kind: dict[int, str]
+    page_owner: dict[int, str]
+    freelist: FreelistInfo
+    errors: list[dict[str, Any]]
+    live_keys: set[int]
+    live_rowids: dict[str, dict[int, int]]
+    templates: dict[str, dict[int, int]]
+    sequence: dict[str, int]
+
+
+def _integrity_worker(work_db: Path, mode: str, out: dict[str, Any]) -> None:
+    """Runs in a thread on the second copy; SQLite releases the GIL while it checks."""
+    from ..sqlite import sqlite3
+
+    t0 = time.perf_counter()
+    out.update({"mode": mode, "ok": None, "messages": [], "sqlite_version": sqlite3.sqlite_version,
+                "row_counts": {}, "error": None})
+    try:
+        conn = sqlite3.connect(str(work_db))
+    except sqlite3.Error as exc:
+        out["error"] = f"SQLite cannot open the work copy: {exc}"
+        return
+    try:
+        pragma = "integrity_check" if mode == "full" else "quick_check"
+        rows = [r[0] for r in conn.execute(f"PRAGMA {pragma}(100)").fetchall()]
+        out["messages"] = rows
+        out["ok"] = rows == ["ok"]
+        out["page_count"] = conn.execute("PRAGMA page_count").fetchone()[0]
+        out["freelist_count"] = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%'")]
+        for name in names:
+            try:
+                out["row_counts"][name] = conn.execute(
+                    'SELECT count(*) FROM "' + name.replace('"', '""') + '"').fetchone()[0]
+            except sqlite3.Error as exc:
+                out["row_counts"][name] = f"error: {exc}"
+    except sqlite3.Error as exc:
+        out["ok"] = False
+        out["error"] = f"SQLite reported: {exc}"
+    finally:
+        conn.close()
+        out["seconds"] = round(time.perf_counter() - t0, 3)
+
+
+def parse_database(data: bytes, wal_data: bytes = b"", journal_data: bytes = b"", shm_data: bytes = b"",
+                   *, decode_rows: bool = True) -> ParsedDatabase:
+    """Read a database (and its WAL/journal) from bytes into the live state and page census."""
+    errors: list[dict[str, Any]] = []
+    header = parse_header(data, len(data))
+    page_size = header.page_size
+    wal: WalInfo | None = None
+    if wal_data:
+        wal = parse_wal(wal_data, page_size)
+        if shm_data:
+            wal.shm = parse_shm(shm_data)
+        if not header.magic_ok and wal.magic_ok and wal.page_size != page_size:
+            page_size = wal.page_size
+    usable = page_size - header.reserved_bytes
+    main_pages = -(-len(data) // page_size) if data else 0
+    overlay = committed_overlay(wal, wal_data) if wal else {}
+    current_pages = wal.db_size_after_commit if wal and wal.db_size_after_commit else main_pages
+    view_main = PageView(data, page_size, main_pages)
+    view_current = PageView(data, page_size, max(current_pages, max(overlay, default=0)), overlay)
+    header_current = None
+    if 1 in overlay:
+        header_current = parse_header(overlay[1], current_pages * page_size)
+    effective = header_current or header
+    encoding = effective.encoding
+
+    claimed: dict[int, Any] = {}
+    page_kind: dict[int, str] = {}
+    page_owner: dict[int, str] = {}
+
+    def note(walk: WalkResult, owner: str) -> None:
+        for pg, kind in walk.pages.items():
+            page_kind[pg] = kind
+            page_owner[pg] = owner
+        for pg in walk.overflow_pages:
+            page_kind[pg] = "overflow"
+            page_owner[pg] = owner
+        for err in walk.errors:
+            errors.append({**err, "owner": owner})
+
+    master = walk_btree(view_current, 1, usable, claimed=claimed)
+    note(master, "sqlite_master")
+    schema: list[SchemaEntry] = []
+    master_keys: set[int] = set()
+    for rowid, payload in master.rows:
+        master_keys.add(hash(payload))
+        try:
+            vals = decode_record(payload, encoding)
+        except PARSE_ERRORS as exc:
+            errors.append({"page": None, "owner": "sqlite_master", "error": f"schema row {rowid}: {exc}"})
+            continue
+        if len(vals) < 5:
+            errors.append({"page": None, "owner": "sqlite_master", "error": f"schema row {rowid} has {len(vals)} columns"})
+            continue
+        t, name, tbl, root, sql = vals[:5]
+        schema.append(SchemaEntry(str(t), str(name), str(tbl), root if isinstance(root, int) else 0,
+                                  sql if isinstance(sql, str) else None))
+
+    tables: dict[str, LiveTable] = {}
+    index_pages: dict[str, int] = {}
+    live_keys: set[int] = set(master_keys)
+    live_rowids: dict[str, dict[int, int]] = {}
+    templates: dict[str, dict[int, int]] = {}
+    payloads_by_table: dict[str, list[bytes]] = {}
+    for entry in schema:
+        if entry.type == "table" and entry.sql and entry.rootpage > 0:
+            ts = parse_create_table(entry.name, entry.sql, entry.rootpage)
+            walk = walk_btree(view_current, entry.rootpage, usable, claimed=claimed,
+                              want_index_payloads=ts.without_rowid)
+            note(walk, entry.name)
+            lt = LiveTable(ts, pages=len(walk.pages) + len(walk.overflow_pages), errors=len(walk.errors))
+            keys = live_rowids.setdefault(entry.name, {})
+            for rowid, payload in walk.rows:
+                k = hash(payload)
+                live_keys.add(k)
+                keys[rowid] = k
+            if decode_rows:
+                for rowid, payload in walk.rows:
+                    try:
+                        vals = decode_record(payload, encoding)
+                    except PARSE_ERRORS as exc:
+                        errors.append({"page": None, "owner": entry.name, "error": f"row {rowid}: {exc}"})
+                        continue
+                    if ts.rowid_alias is not None and ts.rowid_alias < len(vals):
+                        vals = vals[:ts.rowid_alias] + (rowid,) + vals[ts.rowid_alias + 1:]
+                    lt.rows.append((rowid, vals))
+                for payload in walk.index_payloads:
+                    try:
+                        lt.rows.append((0, decode_record(payload, encoding)))
+                    except PARSE_ERRORS as exc:
+                        errors.append({"page": None, "owner": entry.name, "error": f"row: {exc}"})
+            else:
+                lt.rows = [(rowid, ()) for rowid, _ in walk.rows]
+            payloads_by_table[entry.name] = [p for _, p in walk.rows[:2000]]
+            templates[entry.name] = serial_templates(ts, payloads_by_table[entry.name])
+            tables[entry.name] = lt
+        elif entry.rootpage > 0:
+            walk = walk_btree(view_current, entry.rootpage, usable, claimed=claimed)
+            note(walk, entry.name)
+            index_pages[entry.name] = len(walk.pages) + len(walk.overflow_pages)
+
+    n_current = view_current.page_count
+    freelist = walk_freelist(view_current, effective.freelist_trunk, effective.freelist_count, usable)
+    for err in freelist.errors:
+        errors.append({**err, "owner": "freelist"})
+    for pg in freelist.trunks:
+        page_kind.setdefault(pg, "freelist_trunk")
+    for pg in freelist.leaves:
+        page_kind.setdefault(pg, "freelist_leaf")
+    for pg in pointer_map_pages(n_current, usable, bool(effective.largest_root_page)):
+        page_kind.setdefault(pg, "ptrmap")
+    lock = lock_byte_page(page_size, n_current)
+    if lock:
+        page_kind.setdefault(lock, "lock_byte")
+
+    sequence: dict[str, int] = {}
+    if "sqlite_sequence" in tables:
+        for _, vals in tables["sqlite_sequence"].rows:
+            if len(vals) >= 2 and isinstance(vals[1], int):
+                sequence[str(vals[0])] = vals[1]
+    return ParsedDatabase(header, header_current, page_size, usable, main_pages, n_current, view_main,
+                          view_current, wal, wal_data, None, journal_data, schema, tables, index_pages,
+                          page_kind, page_owner, freelist, errors, live_keys, live_rowids, templates, sequence)
+
+
+def dropped_schemas(carver_hits: list[Recovered], live: dict[str, LiveTable]) -> list[TableSchema]:
+    """CREATE TABLE statements recovered from free space whose table no longer exists (or differs)."""
+    out: list[TableSchema] = []
+    seen: set[str] = set()
+    for item in carver_hits:
+        if item.table != "sqlite_master" or len(item.values) < 5:
+            continue
+        t, name, _tbl, root, sql = item.values[:5]
+        if t != "table" or not isinstance(sql, str) or not isinstance(name, str) or sql in seen:
+            continue
+        seen.add(sql)
+        if name in live and live[name].schema.sql == sql:
+            continue
+        label = name if name not in live else f"{name} (earlier schema)"
+        ts = parse_create_table(name, sql, root if isinstance(root, int) else 0)
+        ts.name, ts.dropped = label, True
+        if ts.columns:
+            out.append(ts)
+    return out
+
+
+def carve_all(db: ParsedDatabase, schemas: list[TableSchema], *, schema_pass: bool = False
+              ) -> tuple[list[Recovered], dict[int, dict[str, Any]]]:
+    """Carve every place deleted records can be: pages, freelist, WAL frames, journal, superseded pages.
+
+    ``schema_pass`` carves only sqlite_master-shaped records from schema pages (to learn dropped
+    tables before the main pass).
+    """
+    effective = db.header_current or db.header
+    carver = Carver(schemas, encoding=effective.encoding, usable=db.usable, live_keys=db.live_keys,
+                    live_rowids=db.live_rowids, templates=db.templates, overflow_view=db.view_current)
+    items: list[Recovered] = []
+    facts: dict[int, dict[str, Any]] = {}
+    overlay = db.view_current.overlay
+    wal_current_frame: dict[int, int] = {}
+    if db.wal:
+        for f in db.wal.frames:
+            if f.state == "committed":
+                wal_current_frame[f.pgno] = f.index
+    schema_pages = {pg for pg, owner in db.page_owner.items() if owner == "sqlite_master"} | {1}
+
+    for pgno in range(1, db.current_pages + 1):
+        if schema_pass and pgno not in schema_pages:
+            continue
+        kind = db.page_kind.get(pgno)
+        image = db.view_current.get(pgno)
+        if image is None:
+            continue
+        in_wal = pgno in overlay
+        frame = wal_current_frame.get(pgno) if in_wal else None
+        if kind in ("table_leaf", "table_interior", "index_leaf", "index_interior"):
+            owner = db.page_owner.get(pgno)
+            hits, f = carver.carve_image(image, pgno, cells=False, owner=owner)
+            for it in carver.resolve(hits, source="wal" if in_wal else "freeblock", page=pgno, frame=frame,
+                                     owner=owner, detail="current WAL image" if in_wal else ""):
+                if not in_wal and it.region == "gap":
+                    it.source = "unallocated"
+                items.append(it)
+            facts[pgno] = f
+        elif kind in ("freelist_leaf", "freelist_trunk") or kind is None:
+            start = db.freelist.trunk_used.get(pgno, 0) if kind == "freelist_trunk" else 0
+            if kind == "freelist_leaf":
+                f = {"zeroed": image.count(0) == len(image)}
+            elif kind == "freelist_trunk":
+                f = {"zeroed": image.count(0, start) == len(image) - start}
+            else:
+                f = {"zeroed": image.count(0) == len(image)}
+            if not f["zeroed"]:
+                # The trunk array overwrote the page start; a former leaf's cells survive after it.
+                hits, more = carver.carve_image(image, pgno, cells=True, whole_page_from=start) if start == 0 \
+                    else (carver.scan(image, start, db.usable, "page_scan"), {})
+                f.update({k: v for k, v in more.items() if k != "zeroed"})
+                source = "freelist" if kind else "unallocated"
+                items.extend(carver.resolve(hits, source=source, page=pgno, frame=frame if in_wal else None,
+                                            detail="orphan page (not reachable from any b-tree or the freelist)"
+                                            if kind is None else ""))
+            facts[pgno] = f
+
+    # Pages of the main file beyond the current database size (truncated by a WAL commit).
+    if not schema_pass:
+        for pgno in range(db.current_pages + 1, db.main_pages + 1):
+            image = db.view_main.get(pgno)
+            if image is None or image.count(0) == len(image):
+                continue
+            hits, _ = carver.carve_image(image, pgno, cells=True, whole_page_from=0)
+            items.extend(carver.resolve(hits, source="unallocated", page=pgno,
+                                        detail="beyond the end of the current database"))
+
+    # Main-file images superseded by a committed WAL frame: older versions of those pages.
+    for pgno in overlay:
+        if schema_pass and pgno not in schema_pages:
+            continue
+        image = db.view_main.get(pgno) if pgno <= db.main_pages else None
+        if image is None or image == overlay[pgno]:
+            continue
+        hits, _ = carver.carve_image(image, pgno, cells=True, whole_page_from=None, owner=db.page_owner.get(pgno))
+        items.extend(carver.resolve(hits, source="superseded", page=pgno, owner=db.page_owner.get(pgno),
+                                    detail="main-file page replaced by a newer WAL frame"))
+
+    if db.wal:
+        for f in db.wal.frames:
+            if f.state == "committed" and wal_current_frame.get(f.pgno) == f.index:
+                continue  # the current image, carved above
+            if schema_pass and f.pgno not in schema_pages:
+                continue
+            image = frame_image(db.wal, db.wal_data, f)
+            if image.count(0) == len(image):
+                continue
+            hits, _ = carver.carve_image(image, f.pgno, cells=True, whole_page_from=0,
+                                         owner=db.page_owner.get(f.pgno))
+            penalty = 0.0 if f.state == "committed" else 0.05
+            detail = {"committed": "older committed WAL frame", "stale": "stale frame of an older WAL generation",
+                      "uncommitted": "WAL frame of a transaction that never committed",
+                      "invalid": "WAL frame after a checksum break"}[f.state]
+            items.extend(carver.resolve(hits, source="wal", page=f.pgno, frame=f.index,
+                                        owner=db.page_owner.get(f.pgno), penalty=penalty, detail=detail))
+
+    if db.journal:
+        for i, rec in enumerate(db.journal.records, 1):
+            if schema_pass and rec.pgno not in schema_pages:
+                continue
+            image = record_image(db.journal, db.journal_data, rec)
+            if len(image) < db.page_size or image.count(0) == len(image):
+                continue
+            hits, _ = carver.carve_image(image, rec.pgno, cells=True, whole_page_from=0,
+                                         owner=db.page_owner.get(rec.pgno))
+            items.extend(carver.resolve(hits, source="journal", page=rec.pgno, frame=i,
+                                        owner=db.page_owner.get(rec.pgno),
+                                        penalty=0.0 if rec.checksum_ok is not False else 0.1,
+                                        detail="rollback journal pre-image"))
+    return items, facts
+
+
+def load(evidence: Evidence, *, decode_rows: bool = True) -> ParsedDatabase:
+    """Parse the evidence copies (never the originals)."""
+    data = evidence.read("db")
+    db = parse_database(data, evidence.read("wal"), b"", evidence.read("shm"), decode_rows=decode_rows)
+    jdata = evidence.read("journal")
+    if jdata:
+        db.journal = parse_journal(jdata, db.page_size, db.current_pages)
+        db.journal_data = jdata
+    return db
+
+
+def analyze(path: str | Path, case_dir: str | Path, *, integrity: str = "full", write: bool = True) -> "Report":
+    """Run the full forensic analysis of ``path`` into ``case_dir`` and return the report.
+
+    ``integrity``: ``"full"`` (PRAGMA integrity_check), ``"quick"`` (quick_check) or ``"none"``.
+    With ``write`` the case folder receives report.md, report.json and case.db.
+    """
+    from .findings import build_findings
+    from .report import Report, build_report, write_outputs
+    from .timeline import build_timeline
+
+    t0 = time.perf_counter()
+    evidence = collect(Path(path), Path(case_dir))
+    integrity_out: dict[str, Any] = {}
+    thread: threading.Thread | None = None
+    if integrity != "none":
+        work_db = make_work_copy(evidence)
+        thread = threading.Thread(target=_integrity_worker, args=(work_db, integrity, integrity_out),
+                                  name="forensics-integrity", daemon=True)
+        thread.start()
+    else:
+        integrity_out.update({"mode": "none", "ok": None, "messages": [], "row_counts": {}})
+    db = load(evidence)
+    live = db.tables
+    live_schemas = [lt.schema for lt in live.values()]
+    master_items, _ = carve_all(db, [SQLITE_MASTER], schema_pass=True)
+    dropped = dropped_schemas(master_items, live)
+    items, facts = carve_all(db, [SQLITE_MASTER, *live_schemas, *dropped])
+    recovered = deduplicate(items)
+    if thread is not None:
+        thread.join()
+    timeline = build_timeline(db, recovered)
+    report: Report = build_report(evidence, db, facts, recovered, dropped, integrity_out, timeline)
+    report.file["originals_changed"] = verify_originals(evidence)
+    report.file["evidence"] = [f.to_dict() for f in evidence.files.values()]
+    report.findings = build_findings(report, db)
+    report.meta["seconds"] = round(time.perf_counter() - t0, 3)
+    if write:
+        write_outputs(report, Path(case_dir))
+    return report
+
+
+__all__ = ["analyze", "parse_database", "carve_all", "load", "ParsedDatabase", "LiveTable", "SchemaEntry",
+           "TOOL_VERSION"]

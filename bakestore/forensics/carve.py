@@ -1,0 +1,590 @@
+"""Carving deleted records out of page images, attributed to tables by their schema.
+
+Where records survive (sqlite-facts E5): whole cells on freed pages and in older page images (WAL
+frames, journal pre-images, main-file pages superseded by the WAL); records in freeblocks whose
+first 4 bytes were overwritten with the freeblock header; whole or headless cells in the
+unallocated gap. A candidate must match a table's stored-column count and per-column serial types
+(affinity, NOT NULL, the rowid alias stored as NULL) and decode to plausible values; its canonical
+bytes are then compared with every live record, so a live row (or a copy of one left behind by
+rebalancing) is never reported as deleted.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .btree import (BTREE_TYPES, LEAF_TABLE, PageHeader, PageView, freeblocks, parse_page_header,
+                    read_overflow, read_table_leaf_cell)
+from .fileformat import (PARSE_ERRORS, TableSchema, body_size, canonical_record, decode_values,
+                         local_payload_size, read_varint)
+
+SOURCES = ("freelist", "freeblock", "unallocated", "wal", "journal", "superseded")
+_MIN_CONFIDENCE = 0.5
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+
+
+@dataclass
+class Recovered:
+    """One recovered record, with everything the report and case.db show about it."""
+
+    table: str
+    source: str
+    page: int
+    offset: int
+    rowid: int | None
+    values: list[Any]
+    confidence: float
+    region: str  # cell | freeblock | gap | page_scan
+    frame: int | None = None  # WAL frame index or journal record number
+    detail: str = ""  # e.g. "stale WAL frame", "overflow chain broken"
+    candidates: list[str] = field(default_factory=list)
+    also_found_in: list[dict[str, Any]] = field(default_factory=list)
+    rowid_live: bool = False  # the rowid exists now with other values: an older version of that row
+    key: int = 0
+
+    def where(self) -> dict[str, Any]:
+        return {"source": self.source, "page": self.page, "offset": self.offset, "region": self.region,
+                "frame": self.frame, "confidence": self.confidence}
+
+    def to_dict(self, columns: list[str] | None = None) -> dict[str, Any]:
+        return {"table": self.table, "source": self.source, "page": self.page, "offset": self.offset,
+                "rowid": self.rowid, "values": list(self.values), "columns": columns,
+                "confidence": round(self.confidence, 3), "region": self.region, "frame": self.frame,
+                "detail": self.detail, "candidates": self.candidates, "rowid_live": self.rowid_live,
+                "also_found_in": self.also_found_in}
+
+
+# --------------------------------------------------------------------------- serial-type classes
+
+def _byte_class(values: Iterable[int]) -> bytes:
+    return b"[" + b"".join(re.escape(bytes((v,))) for v in sorted(set(values))) + b"]"
+
+
+_ODD = _byte_class(range(1, 128, 2))
+_HI = b"[\\x81-\\xff]"
+_ANYLO = b"[\\x00-\\x7f]"
+_ANYHI = b"[\\x80-\\xff]"
+_TEXT = b"(?:" + _byte_class(range(13, 128, 2)) + b"|" + _HI + _ODD + b"|" + _HI + _ANYHI + _ODD + b")"
+_BLOB = b"(?:" + _byte_class(range(12, 128, 2)) + b"|" + _HI + _byte_class(range(0, 128, 2)) + b")"
+_ANY = b"(?:" + _byte_class([*range(0, 10), *range(12, 128)]) + b"|" + _HI + _ANYLO + b"|" + _HI + _ANYHI + _ANYLO + b")"
+
+
+class TableMatcher:
+    """Decides whether a list of serial types can be a record of one table."""
+
+    def __init__(self, schema: TableSchema, templates: dict[int, int] | None = None) -> None:
+        self.schema = schema
+        self.name = schema.name
+        self.n = schema.ncols
+        self.templates = templates or {}
+        self.kinds: list[str] = []
+        for i, col in enumerate(schema.columns):
+            if i == schema.rowid_alias:
+                kind = "alias"
+            elif schema.strict and col.decl_type.upper() in ("INTEGER", "INT"):
+                kind = "int"
+            elif schema.strict and col.decl_type.upper() == "TEXT":
+                kind = "text"
+            elif col.affinity in ("INTEGER", "REAL"):
+                kind = "num"
+            elif col.affinity == "TEXT":
+                kind = "text"
+            else:
+                kind = "any"
+            self.kinds.append(kind + ("!" if col.notnull and kind != "alias" else ""))
+        parts = []
+        for kind in self.kinds:
+            base = kind.rstrip("!")
+            nn = kind.endswith("!")
+            if base == "alias":
+                parts.append(b"\\x00")
+            elif base in ("num", "int"):
+                parts.append(b"[\\x01-\\x09]" if nn else b"[\\x00-\\x09]")
+            elif base == "text":
+                parts.append(_TEXT if nn else b"(?:\\x00|" + _TEXT + b")")
+            else:
+                parts.append(_ANY)
+        lo, hi = self.n + 1, min(0x7F, 3 * self.n + 1)
+        self.header_pattern = _byte_class(range(lo, hi + 1)) + b"".join(parts) if lo <= 0x7F else None
+
+    def check(self, sts: list[int], first: int = 0) -> bool:
+        """True if ``sts`` fit columns ``first..n-1`` of this table."""
+        if len(sts) != self.n - first:
+            return False
+        kinds = self.kinds
+        for i, st in enumerate(sts, first):
+            if st == 10 or st == 11 or st < 0:
+                return False
+            kind = kinds[i]
+            if kind == "alias":
+                if st != 0:
+                    return False
+                continue
+            if kind[-1] == "!":
+                if st == 0:
+                    return False
+                kind = kind[:-1]
+            if kind == "num" or kind == "int":
+                if st > 9:
+                    return False
+            elif kind == "text":
+                if st != 0 and (st < 13 or not st & 1):
+                    return False
+        return True
+
+    def infer_lost(self, k: int) -> list[int] | None:
+        """Serial types of the first ``k`` columns when the freeblock header destroyed them.
+
+        The rowid alias is always NULL; another column is taken from live rows only when nearly
+        all of them share one serial type (e.g. a 36-character UUID), otherwise we do not guess.
+        """
+        out = []
+        for i in range(k):
+            if self.kinds[i] == "alias":
+                out.append(0)
+            elif i in self.templates:
+                out.append(self.templates[i])
+            else:
+                return None
+        return out
+
+
+def serial_templates(schema: TableSchema, payloads: Iterable[bytes], limit: int = 2000) -> dict[int, int]:
+    """Per leading column, the serial type shared by >= 95% of live rows (for headless carving)."""
+    counters: list[Counter[int]] = [Counter() for _ in range(min(3, schema.ncols))]
+    seen = 0
+    for payload in payloads:
+        if seen >= limit:
+            break
+        try:
+            hlen, p = read_varint(payload, 0)
+            for c in counters:
+                st, p = read_varint(payload, p)
+                c[st] += 1
+        except PARSE_ERRORS:
+            continue
+        seen += 1
+    out: dict[int, int] = {}
+    for i, c in enumerate(counters):
+        if c and seen >= 5:
+            st, n = c.most_common(1)[0]
+            if n >= 0.95 * seen and st != 0:
+                out[i] = st
+    return out
+
+
+# --------------------------------------------------------------------------- the carver
+
+@dataclass
+class _Hit:
+    sts: list[int]
+    body: bytes
+    values: tuple[Any, ...]
+    tables: list[str]
+    start: int  # offset of the record (cell start if known)
+    end: int  # end of the local part (including an overflow pointer)
+    rowid: int | None
+    confidence: float
+    region: str
+    detail: str = ""
+
+
+class Carver:
+    """Carves page images. One instance per analysis: it holds the matchers and the live keys."""
+
+    def __init__(self, schemas: list[TableSchema], *, encoding: str, usable: int,
+                 live_keys: set[int], live_rowids: dict[str, dict[int, int]],
+                 templates: dict[str, dict[int, int]] | None = None,
+                 overflow_view: PageView | None = None) -> None:
+        self.encoding = encoding
+        self.usable = usable
+        self.live_keys = live_keys
+        self.live_rowids = live_rowids
+        self.overflow_view = overflow_view
+        templates = templates or {}
+        self.matchers = [TableMatcher(s, templates.get(s.name)) for s in schemas
+                         if s.ncols and not s.without_rowid]
+        self.by_n: dict[int, list[TableMatcher]] = {}
+        for m in self.matchers:
+            self.by_n.setdefault(m.n, []).append(m)
+        patterns = [b"(?P<t%d>%s)" % (i, m.header_pattern) for i, m in enumerate(self.matchers)
+                    if m.header_pattern is not None]
+        self.scan_re = re.compile(b"(?=" + b"|".join(patterns) + b")", re.S) if patterns else None
+        self.max_n = max((m.n for m in self.matchers), default=0)
+        self._restricted: dict[str, dict[int, list[TableMatcher]]] = {}
+
+    # ---------------------------------------------------------------- record validation
+
+    def _decode(self, buf: bytes, body_pos: int, sts: list[int], local_end: int,
+                payload_len: int, hlen: int) -> tuple[bytes, tuple[Any, ...], int, str] | None:
+        """Body bytes and values of a record whose header is known; None if it does not fit."""
+        body_len = payload_len - hlen
+        local = local_payload_size(payload_len, self.usable, True)
+        detail = ""
+        if local == payload_len:
+            end = body_pos + body_len
+            if end > local_end:
+                return None
+            body = buf[body_pos:end]
+        else:
+            local_body = local - hlen
+            end = body_pos + local_body + 4
+            if local_body < 0 or end > local_end:
+                return None
+            ovf = struct.unpack_from(">I", buf, body_pos + local_body)[0]
+            body = buf[body_pos:body_pos + local_body]
+            if self.overflow_view is None:
+                return None
+            rest, err = read_overflow(self.overflow_view, ovf, body_len - local_body, self.usable)
+            if err:
+                return None
+            body = body + rest
+            detail = "overflow chain followed"
+        try:
+            values = decode_values(body, 0, sts, self.encoding, strict=True)
+        except PARSE_ERRORS:
+            return None
+        if not self._plausible(values, sts):
+            return None
+        return body, values, end, detail
+
+    @staticmethod
+    def _plausible(values: tuple[Any, ...], sts: list[int]) -> bool:
+        informative = 0
+        for v, st in zip(values, sts):
+            if isinstance(v, str):
+                if _CONTROL.search(v):
+                    return False
+                if v:
+                    informative += 1
+            elif v is not None and st not in (8, 9):
+                informative += 1
+        return informative >= 1
+
+    def _matching(self, sts: list[int], by_n: dict[int, list[TableMatcher]] | None = None) -> list[TableMatcher]:
+        return [m for m in (by_n or self.by_n).get(len(sts), ()) if m.check(sts)]
+
+    def restricted(self, only: str | None) -> dict[int, list[TableMatcher]]:
+        """Matchers of one table (a freeblock only ever held cells of the page's own b-tree)."""
+        if only is None:
+            return self.by_n
+        got = self._restricted.get(only)
+        if got is None:
+            got = {m.n: [m] for m in self.matchers if m.name == only}
+            self._restricted[only] = got
+        return got or self.by_n
+
+    def _record_at(self, buf: bytes, p: int, limit: int,
+                   by_n: dict[int, list[TableMatcher]] | None = None) -> _Hit | None:
+        """A record with an intact header at ``p`` (rowid unknown)."""
+        try:
+            hlen, q = read_varint(buf, p)
+            if hlen < 2 or p + hlen > limit or hlen > 9 * self.max_n + 2:
+                return None
+            end_h = p + hlen
+            sts: list[int] = []
+            while q < end_h:
+                st, q = read_varint(buf, q)
+                sts.append(st)
+            if q != end_h:
+                return None
+        except PARSE_ERRORS:
+            return None
+        matchers = self._matching(sts, by_n)
+        if not matchers:
+            return None
+        try:
+            payload_len = hlen + body_size(sts)
+        except PARSE_ERRORS:
+            return None
+        got = self._decode(buf, end_h, sts, limit, payload_len, hlen)
+        if got is None:
+            return None
+        body, values, end, detail = got
+        return _Hit(sts, body, values, [m.name for m in matchers], p, end, None, 0.85, "record", detail)
+
+    def _cell_before(self, buf: bytes, hit: _Hit, lo: int) -> _Hit:
+        """Upgrade a record hit to a full cell when a payload size and rowid precede it consistently."""
+        payload_len = len(canonical_record(hit.sts, b"")) + len(hit.body)
+        for c in range(hit.start - 2, max(lo, hit.start - 18) - 1, -1):
+            try:
+                psize, r = read_varint(buf, c)
+                if psize != payload_len:
+                    continue
+                rowid, r = read_varint(buf, r)
+            except PARSE_ERRORS:
+                continue
+            if r == hit.start and rowid > 0:
+                hit.start, hit.rowid, hit.confidence, hit.region = c, rowid, 0.95, "cell"
+                return hit
+        return hit
+
+    def _headless_at(self, buf: bytes, s: int, limit: int, by_n: dict[int, list[TableMatcher]]) -> _Hit | None:
+        """A record whose first 4 bytes (cell size, rowid, maybe header length) were overwritten."""
+        options: list[_Hit] = []
+        # Case A: payload-size + rowid varints took >= 4 bytes, header intact somewhere after s+4.
+        for p in range(s + 4, min(s + 13, limit)):
+            hit = self._record_at(buf, p, limit, by_n)
+            if hit is not None:
+                hit.confidence = 0.8
+                hit.region = "freeblock"
+                options.append(hit)
+                break
+        # Case B: the header-length byte (and maybe the first serial type) were overwritten.
+        found: dict[tuple[tuple[int, ...], bytes], _Hit] = {}
+        for k, q in ((0, s + 4), (1, s + 4), (1, s + 5)):
+            for n, matchers in by_n.items():
+                if n <= k:
+                    continue
+                try:
+                    sts_known: list[int] = []
+                    r = q
+                    for _ in range(n - k):
+                        st, r = read_varint(buf, r)
+                        sts_known.append(st)
+                except PARSE_ERRORS:
+                    continue
+                if r > limit:
+                    continue
+                for m in matchers:
+                    if not m.check(sts_known, k):
+                        continue
+                    lost = m.infer_lost(k)
+                    if lost is None:
+                        continue
+                    sts = lost + sts_known
+                    hlen = len(canonical_record(sts, b""))
+                    # The destroyed header must have started 2 or 3 bytes into the cell (after the
+                    # cell-size and rowid varints), or this is not how a freed cell looks.
+                    if not s + 2 <= r - hlen <= s + 4:
+                        continue
+                    try:
+                        payload_len = hlen + body_size(sts)
+                    except PARSE_ERRORS:
+                        continue
+                    got = self._decode(buf, r, sts, limit, payload_len, hlen)
+                    if got is None:
+                        continue
+                    body, values, end, detail = got
+                    key = (tuple(sts), body)
+                    if key in found:
+                        if m.name not in found[key].tables:
+                            found[key].tables.append(m.name)
+                        continue
+                    conf = 0.75 if all(m.kinds[i] == "alias" for i in range(k)) else 0.7
+                    found[key] = _Hit(sts, body, values, [m.name], s, end, None, conf, "freeblock",
+                                      detail or "record header rebuilt from the schema")
+        options.extend(found.values())
+        if not options:
+            return None
+        # A freed cell fills its freeblock exactly unless a neighbour merged in: prefer the reading
+        # that ends at the freeblock end, then the one with the better-verified header.
+        return max(options, key=lambda h: (h.end == limit, h.confidence, h.end))
+
+    # ---------------------------------------------------------------- regions
+
+    def scan(self, buf: bytes, start: int, end: int, region: str,
+             by_n: dict[int, list[TableMatcher]] | None = None) -> list[_Hit]:
+        """Find records with intact headers anywhere in ``buf[start:end]`` (gap, unknown pages)."""
+        if self.scan_re is None or end - start < 3:
+            return []
+        if buf.count(0, start, end) == end - start:
+            return []
+        hits: list[_Hit] = []
+        covered = start
+        for m in self.scan_re.finditer(buf, start, end):
+            p = m.start()
+            if p < covered:
+                continue
+            hit = self._record_at(buf, p, end, by_n)
+            if hit is None:
+                continue
+            hit.region = region
+            hit = self._cell_before(buf, hit, max(start, covered))
+            if hit.region == "cell":
+                hit.region = region
+                hit.detail = (hit.detail + "; " if hit.detail else "") + "whole cell"
+            hits.append(hit)
+            covered = hit.end
+        return hits
+
+    def carve_freeblock(self, buf: bytes, off: int, size: int, only: str | None = None) -> list[_Hit]:
+        """Records in one freeblock (adjacent freed cells merge, so there may be several)."""
+        end = off + size
+        by_n = self.restricted(only)
+        hits: list[_Hit] = []
+        pos = off
+        while pos + 6 < end:
+            hit = None
+            for slack in (0, 1, 2, 3):
+                hit = self._headless_at(buf, pos + slack, end, by_n)
+                if hit is not None:
+                    break
+            if hit is None:
+                break
+            hits.append(hit)
+            pos = hit.end
+        if pos + 6 < end:
+            hits.extend(self.scan(buf, pos, end, "freeblock", by_n))
+        return hits
+
+    def carve_image(self, image: bytes, pgno: int, *, cells: bool, whole_page_from: int | None = None,
+                    owner: str | None = None) -> tuple[list[_Hit], dict[str, Any]]:
+        """Carve one page image.
+
+        ``cells``: also return the cells the page itself still lists (true for older images and
+        freed pages; false for the current version of a live page, whose cells are live rows).
+        ``whole_page_from``: scan the page from this offset when it is not a readable table leaf
+        (freelist trunk remainder, overflow or damaged pages).
+        ``owner``: the table whose b-tree holds this page now, if known. Freeblocks are carved
+        only as records of the page's table (taken from its own cells, else ``owner``): cells
+        never move between b-trees, and this removes the ambiguity between similar tables.
+        Returns the hits and page facts (free bytes, whether free space is zeroed, errors).
+        """
+        facts: dict[str, Any] = {"free_bytes": 0, "freeblocks": 0, "zeroed": None, "error": None}
+        hits: list[_Hit] = []
+        usable = self.usable
+        try:
+            header = parse_page_header(image, pgno, usable)
+        except PARSE_ERRORS as exc:
+            header = None
+            if whole_page_from is not None:
+                hits.extend(self.scan(image, whole_page_from, usable, "page_scan"))
+            else:
+                facts["error"] = str(exc)
+            return hits, facts
+        if header.kind != LEAF_TABLE:
+            facts["kind"] = BTREE_TYPES[header.kind]
+            self._free_facts(image, header, facts)
+            return hits, facts
+        if cells:
+            for off in header.pointers:
+                try:
+                    cell = read_table_leaf_cell(image, off, usable)
+                    hit = self._from_cell(image, cell)
+                except PARSE_ERRORS:
+                    continue
+                if hit is not None:
+                    hits.append(hit)
+        votes = Counter(h.tables[0] for h in hits if len(h.tables) == 1)
+        page_table = votes.most_common(1)[0][0] if votes else owner
+        blocks = self._free_facts(image, header, facts)
+        for off, size in blocks:
+            hits.extend(self.carve_freeblock(image, off, size, page_table))
+        gap_start = header.ptr_end
+        gap_end = min(header.content_start, usable)
+        if gap_end > gap_start:
+            hits.extend(self.scan(image, gap_start, gap_end, "gap"))
+        return hits, facts
+
+    def _free_facts(self, image: bytes, header: PageHeader, facts: dict[str, Any]) -> list[tuple[int, int]]:
+        try:
+            blocks = freeblocks(image, header, self.usable)
+        except PARSE_ERRORS as exc:
+            facts["error"] = str(exc)
+            blocks = []
+        gap = max(0, min(header.content_start, self.usable) - header.ptr_end)
+        facts["free_bytes"] = gap + sum(s for _, s in blocks) + header.fragmented
+        facts["freeblocks"] = len(blocks)
+        facts["freeblock_bytes"] = sum(s for _, s in blocks)
+        if blocks:
+            facts["zeroed"] = all(image.count(0, o + 4, o + s) == s - 4 for o, s in blocks)
+        return blocks
+
+    def _from_cell(self, image: bytes, cell: Any) -> _Hit | None:
+        payload = cell.local
+        detail = ""
+        if cell.overflow:
+            if self.overflow_view is None:
+                return None
+            rest, err = read_overflow(self.overflow_view, cell.overflow, cell.payload_size - len(payload), self.usable)
+            if err:
+                return None
+            payload = payload + rest
+            detail = "overflow chain followed"
+        try:
+            hlen, q = read_varint(payload, 0)
+            sts: list[int] = []
+            while q < hlen:
+                st, q = read_varint(payload, q)
+                sts.append(st)
+            if q != hlen:
+                return None
+            matchers = self._matching(sts)
+            if not matchers:
+                return None
+            values = decode_values(payload, hlen, sts, self.encoding, strict=True)
+        except PARSE_ERRORS:
+            return None
+        if not self._plausible(values, sts):
+            return None
+        return _Hit(sts, bytes(payload[hlen:]), values, [m.name for m in matchers], cell.offset, cell.end,
+                    cell.rowid, 0.97, "cell", detail)
+
+    # ---------------------------------------------------------------- to recovered items
+
+    def resolve(self, hits: list[_Hit], *, source: str, page: int, frame: int | None = None,
+                owner: str | None = None, penalty: float = 0.0, detail: str = "") -> list[Recovered]:
+        """Attribute hits to one table each and drop every record that is live anywhere."""
+        votes = Counter(h.tables[0] for h in hits if len(h.tables) == 1)
+        out: list[Recovered] = []
+        for h in hits:
+            key = hash(canonical_record(h.sts, h.body))
+            if key in self.live_keys:
+                continue
+            tables = h.tables
+            conf = h.confidence - penalty
+            if len(tables) > 1:
+                ranked = sorted(tables, key=lambda t: (t != owner, -votes.get(t, 0), t))
+                if ranked[0] == owner or votes.get(ranked[0], 0) > votes.get(ranked[1], 0):
+                    conf -= 0.05
+                else:
+                    conf -= 0.15
+                table = ranked[0]
+            else:
+                table = tables[0]
+            if conf < _MIN_CONFIDENCE:
+                continue
+            matcher = next(m for m in self.matchers if m.name == table)
+            values = list(h.values)
+            if matcher.schema.rowid_alias is not None and h.rowid is not None:
+                values[matcher.schema.rowid_alias] = h.rowid
+            rowid_live = h.rowid is not None and h.rowid in self.live_rowids.get(table, {})
+            note = "; ".join(x for x in (detail, h.detail) if x)
+            out.append(Recovered(table, source, page, h.start, h.rowid, values, round(min(conf, 0.99), 3),
+                                 h.region, frame, note, [t for t in tables if t != table], [], rowid_live,
+                                 hash((table, key))))
+        return out
+
+
+def deduplicate(items: list[Recovered]) -> list[Recovered]:
+    """Merge the same record found in several places; keep the best, list the others.
+
+    Records with the same table and bytes are one record unless both carry different known rowids
+    (two rows that happen to hold identical values).
+    """
+    order = {s: i for i, s in enumerate(("freelist", "freeblock", "unallocated", "superseded", "wal", "journal"))}
+    groups: dict[int, list[Recovered]] = {}
+    for it in items:
+        groups.setdefault(it.key, []).append(it)
+    out: list[Recovered] = []
+    for group in groups.values():
+        group.sort(key=lambda r: (-(r.rowid is not None), -r.confidence, order.get(r.source, 9), r.page, r.offset))
+        kept: list[Recovered] = []
+        for it in group:
+            for k in kept:
+                if it.rowid is None or k.rowid is None or it.rowid == k.rowid:
+                    k.also_found_in.append(it.where())
+                    break
+            else:
+                kept.append(it)
+        out.extend(kept)
+    out.sort(key=lambda r: (r.table, r.rowid if r.rowid is not None else 1 << 62, r.source, r.page, r.offset))
+    return out
+
+
+__all__ = ["Carver", "Recovered", "TableMatcher", "deduplicate", "serial_templates", "SOURCES"]

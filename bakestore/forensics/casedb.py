@@ -1,0 +1,119 @@
+"""case.db: the report as SQLite tables, built with sqlite-utils so Datasette can browse it.
+
+Tables: ``evidence``, ``file_info`` (key/value: header, WAL, journal, integrity, page summary),
+``tables``, ``pages``, ``freelist``, ``wal_frames``, ``journal_records``, ``recovered_rows``,
+``timeline`` (per time column and cluster), ``timeline_histogram``, ``findings``, ``errors``.
+Values of recovered rows are stored as JSON (bytes as {"$base64": ...}) plus one text column per
+position for easy filtering.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlite_utils
+
+from .report import jsonable
+
+if TYPE_CHECKING:
+    from .report import Report
+
+
+def _flat(prefix: str, value: Any, out: list[dict[str, Any]]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flat(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, list):
+        out.append({"key": prefix, "value": json.dumps(jsonable(value), ensure_ascii=False)})
+    else:
+        out.append({"key": prefix, "value": value if not isinstance(value, bytes) else value.hex()})
+
+
+def write_case_db(report: "Report", path: Path) -> None:
+    """Write (replace) ``path`` with the report's tables."""
+    path = Path(path)
+    if path.exists():
+        path.unlink()
+    db = sqlite_utils.Database(path)
+    try:
+        db["evidence"].insert_all(report.file.get("evidence", []), pk="role")
+        info: list[dict[str, Any]] = []
+        for section in ("file", "header", "pages", "integrity", "meta"):
+            data = getattr(report, section)
+            if section == "file":
+                data = {k: v for k, v in data.items() if k != "evidence"}
+            _flat(section, data, info)
+        _flat("wal", {k: v for k, v in report.wal.items() if k != "frame_list"}, info)
+        _flat("journal", {k: v for k, v in report.journal.items() if k != "record_list"}, info)
+        db["file_info"].insert_all(info, pk="key", replace=True)
+        db["tables"].insert_all(
+            [{**t, "columns": json.dumps(t["columns"]), "time_columns": json.dumps(t["time_columns"]),
+              "references": json.dumps(t["references"])} for t in report.tables], pk="name", replace=True)
+        db["pages"].insert_all(report.page_list, pk="page", batch_size=5000)
+        if not report.page_list:
+            db["pages"].create({"page": int, "kind": str, "owner": str}, pk="page", if_not_exists=True)
+        db["freelist"].insert_all(
+            [{"page": p["page"], "kind": p["kind"], "zeroed": p["zeroed"], "recovered": p["recovered"]}
+             for p in report.page_list if p["kind"] in ("freelist_trunk", "freelist_leaf")], pk="page")
+        if not db["freelist"].exists():
+            db["freelist"].create({"page": int, "kind": str, "zeroed": int, "recovered": int}, pk="page")
+        frames = report.wal.get("frame_list", [])
+        if frames:
+            db["wal_frames"].insert_all(frames, pk="index")
+        else:
+            db["wal_frames"].create({"index": int, "offset": int, "pgno": int, "commit_size": int, "salt1": int,
+                                     "salt2": int, "salt_ok": int, "checksum_ok": int, "state": str,
+                                     "transaction": int}, pk="index")
+        records = report.journal.get("record_list", [])
+        if records:
+            db["journal_records"].insert_all(records)
+        rows = []
+        for i, r in enumerate(report.recovered, 1):
+            d = r.to_dict(report.columns.get(r.table))
+            row = {"id": i, "table_name": r.table, "source": r.source, "page": r.page, "offset": r.offset,
+                   "rowid": r.rowid, "confidence": d["confidence"], "region": r.region, "frame": r.frame,
+                   "detail": r.detail, "rowid_live": r.rowid_live,
+                   "candidates": json.dumps(r.candidates), "also_found_in": json.dumps(jsonable(r.also_found_in)),
+                   "columns": json.dumps(d["columns"]),
+                   "values_json": json.dumps(jsonable(r.values), ensure_ascii=False)}
+            for j, v in enumerate(r.values[:32]):
+                row[f"c{j}"] = v if isinstance(v, (int, float, str)) or v is None else json.dumps(jsonable(v))
+            rows.append(row)
+        if rows:
+            db["recovered_rows"].insert_all(rows, pk="id", alter=True)
+        else:
+            db["recovered_rows"].create({"id": int, "table_name": str, "source": str, "page": int, "offset": int,
+                                         "rowid": int, "confidence": float, "values_json": str}, pk="id")
+        tl_rows = []
+        for c in report.timeline.get("columns", []):
+            for state in ("live", "recovered"):
+                s = c[state]
+                for k, cl in enumerate(s["clusters"], 1):
+                    tl_rows.append({"table_name": c["table"], "column_name": c["column"], "encoding": c["encoding"],
+                                    "state": state, "cluster": k, "start": cl["start"], "end": cl["end"],
+                                    "rows": cl["count"], "primary_column": c["primary"]})
+        if tl_rows:
+            db["timeline"].insert_all(tl_rows)
+        else:
+            db["timeline"].create({"table_name": str, "column_name": str, "state": str, "cluster": int,
+                                   "start": str, "end": str, "rows": int})
+        hist = report.timeline.get("histogram", [])
+        if hist:
+            db["timeline_histogram"].insert_all(hist)
+        db["findings"].insert_all(
+            [{"id": i, "kind": f["kind"], "severity": f["severity"], "title": f["title"], "detail": f["detail"],
+              "tables": json.dumps(f["tables"]), "data": json.dumps(jsonable(f["data"]))}
+             for i, f in enumerate(report.findings, 1)], pk="id")
+        if not report.findings:
+            db["findings"].create({"id": int, "kind": str, "severity": str, "title": str, "detail": str}, pk="id")
+        if report.errors:
+            db["errors"].insert_all([{"page": e.get("page"), "owner": e.get("owner"), "error": e["error"]}
+                                     for e in report.errors])
+        for table, cols in (("recovered_rows", ["table_name"]), ("recovered_rows", ["source"]),
+                            ("pages", ["kind"])):
+            if db[table].exists() and db[table].count:
+                db[table].create_index(cols, if_not_exists=True)
+    finally:
+        db.close()

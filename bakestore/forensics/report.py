@@ -1,0 +1,352 @@
+"""The report: one object with stable keys, rendered as text, Markdown, JSON and case.db.
+
+The UI renders the same :class:`Report` (``to_dict()`` is the contract, documented in
+docs/forensics.md), so every section is plain dicts and lists; recovered rows are
+:class:`~bakestore.forensics.carve.Recovered` objects until serialised.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .carve import Recovered
+from .wal import wal_to_dict
+
+if TYPE_CHECKING:
+    from .analysis import ParsedDatabase
+    from .evidence import Evidence
+    from .fileformat import TableSchema
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Report:
+    """Everything the analysis found. ``to_dict()`` gives the report.json structure."""
+
+    file: dict[str, Any]
+    header: dict[str, Any]
+    pages: dict[str, Any]
+    integrity: dict[str, Any]
+    wal: dict[str, Any]
+    journal: dict[str, Any]
+    tables: list[dict[str, Any]]
+    timeline: dict[str, Any]
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    recovered: list[Recovered] = field(default_factory=list)
+    schema_history: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    page_list: list[dict[str, Any]] = field(default_factory=list)
+    columns: dict[str, list[str]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def recovered_by_table(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.recovered:
+            out[r.table] = out.get(r.table, 0) + 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report.json document (JSON-safe: bytes as {"$base64": ...}, NaN as {"$float": ...})."""
+        doc = {
+            "format": {"name": "bakestore-forensics-report", "version": SCHEMA_VERSION},
+            "meta": self.meta, "file": self.file, "header": self.header, "pages": self.pages,
+            "integrity": self.integrity, "wal": self.wal, "journal": self.journal, "tables": self.tables,
+            "timeline": self.timeline, "findings": self.findings,
+            "recovered": [r.to_dict(self.columns.get(r.table)) for r in self.recovered],
+            "schema_history": self.schema_history, "errors": self.errors, "page_list": self.page_list,
+        }
+        return jsonable(doc)
+
+    def to_json(self, indent: int | None = 1) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def jsonable(value: Any) -> Any:
+    """Make values JSON-safe and explicit: bytes and non-finite floats become tagged objects."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$base64": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(value)}
+    return value
+
+
+def _secure_delete_verdict(free_zero: int, free_residue: int, fb_zero: int, fb_residue: int) -> dict[str, Any]:
+    """Judge from bytes whether the deleting connection wiped deleted content (sqlite-facts E5)."""
+    facts = {"free_pages_zeroed": free_zero, "free_pages_with_residue": free_residue,
+             "freeblock_pages_zeroed": fb_zero, "freeblock_pages_with_residue": fb_residue}
+    free_total, fb_total = free_zero + free_residue, fb_zero + fb_residue
+    if free_total + fb_total == 0:
+        return {"verdict": "no deleted space", "setting": "unknown",
+                "explanation": "The main file has no free pages and no freeblocks, so there is nothing to judge.",
+                **facts}
+    # Shares, not absolutes: SQLite itself leaves a few all-zero freeblocks (e.g. the placeholder
+    # schema row of CREATE TABLE), so one zeroed block must not flip the verdict.
+    free_wiped = free_zero / free_total if free_total else None
+    fb_wiped = fb_zero / fb_total if fb_total else None
+    shares = [x for x in (free_wiped, fb_wiped) if x is not None]
+    if all(x >= 0.95 for x in shares):
+        return {"verdict": "deleted content was wiped", "setting": "ON",
+                "explanation": f"{free_zero} of {free_total} free pages and {fb_zero} of {fb_total} pages with "
+                               "freeblocks are zero-filled: secure_delete was ON. Only the WAL, a journal or "
+                               "backups can still hold deleted rows.", **facts}
+    if fb_wiped is not None and fb_wiped >= 0.95 and free_wiped is not None and free_wiped < 0.5:
+        return {"verdict": "deleted content may be recoverable", "setting": "FAST",
+                "explanation": f"Freeblocks are zeroed on {fb_zero} of {fb_total} pages but {free_residue} free pages "
+                               "keep their old bytes: secure_delete=FAST (freed whole pages are not wiped).", **facts}
+    if all(x <= 0.5 for x in shares):
+        return {"verdict": "deleted content may be recoverable", "setting": "OFF",
+                "explanation": f"{free_residue} of {free_total} free pages and {fb_residue} of {fb_total} pages with "
+                               "freeblocks still hold old bytes: secure_delete was OFF when rows were deleted.",
+                **facts}
+    return {"verdict": "deleted content may be recoverable", "setting": "mixed",
+            "explanation": f"Some free space is wiped ({free_zero} free pages, {fb_zero} freeblock pages) and some "
+                           f"is not ({free_residue} free pages, {fb_residue} freeblock pages): deletions were made "
+                           "with different secure_delete settings.", **facts}
+
+
+def build_report(evidence: "Evidence", db: "ParsedDatabase", facts: dict[int, dict[str, Any]],
+                 recovered: list[Recovered], dropped: list["TableSchema"], integrity: dict[str, Any],
+                 timeline: dict[str, Any]) -> Report:
+    """Assemble the report sections from the parsed database and the carving results."""
+    from .analysis import TOOL_VERSION
+
+    rec_by_page: dict[int, int] = {}
+    for r in recovered:
+        if r.source not in ("wal", "journal", "superseded"):
+            rec_by_page[r.page] = rec_by_page.get(r.page, 0) + 1
+    errors_by_page: dict[int, str] = {}
+    for e in db.errors:
+        if e.get("page"):
+            errors_by_page.setdefault(e["page"], e["error"])
+    by_kind: dict[str, int] = {}
+    page_list: list[dict[str, Any]] = []
+    free_zero = free_residue = fb_zero = fb_residue = 0
+    freeblocks = freeblock_bytes = 0
+    overlay = db.view_current.overlay
+    for pgno in range(1, db.current_pages + 1):
+        kind = db.page_kind.get(pgno, "orphan")
+        if db.view_current.get(pgno) is None:
+            kind = "missing"
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+        f = facts.get(pgno, {})
+        if kind == "freelist_leaf":
+            if f.get("zeroed"):
+                free_zero += 1
+            else:
+                free_residue += 1
+        if f.get("freeblocks"):
+            freeblocks += f["freeblocks"]
+            freeblock_bytes += f.get("freeblock_bytes", 0)
+            if f.get("zeroed"):
+                fb_zero += 1
+            else:
+                fb_residue += 1
+        page_list.append({"page": pgno, "kind": kind, "owner": db.page_owner.get(pgno),
+                          "free_bytes": f.get("free_bytes"), "freeblocks": f.get("freeblocks", 0),
+                          "zeroed": f.get("zeroed"), "recovered": rec_by_page.get(pgno, 0),
+                          "in_wal": pgno in overlay, "error": errors_by_page.get(pgno) or f.get("error")})
+    free_pages = by_kind.get("freelist_leaf", 0) + by_kind.get("freelist_trunk", 0)
+    pages = {
+        "page_size": db.page_size, "usable_size": db.usable, "page_count": db.current_pages,
+        "main_file_pages": db.main_pages, "by_kind": by_kind, "free_pages": free_pages,
+        "free_ratio": round(free_pages / db.current_pages, 4) if db.current_pages else 0.0,
+        "freelist": db.freelist.to_dict(), "freeblocks": freeblocks, "freeblock_bytes": freeblock_bytes,
+        "secure_delete": _secure_delete_verdict(free_zero, free_residue, fb_zero, fb_residue),
+        "page_errors": sum(1 for p in page_list if p["error"]),
+    }
+    columns = {name: lt.schema.column_names for name, lt in db.tables.items()}
+    columns["sqlite_master"] = ["type", "name", "tbl_name", "rootpage", "sql"]
+    for ts in dropped:
+        columns[ts.name] = ts.column_names
+    rec_counts: dict[str, int] = {}
+    for r in recovered:
+        rec_counts[r.table] = rec_counts.get(r.table, 0) + 1
+    time_cols: dict[str, list[str]] = {}
+    for c in timeline.get("columns", []):
+        time_cols.setdefault(c["table"], []).append(c["column"])
+    sqlite_counts = integrity.get("row_counts", {})
+    tables: list[dict[str, Any]] = []
+    for name, lt in db.tables.items():
+        rowids = [r for r, _ in lt.rows] if not lt.schema.without_rowid else []
+        tables.append({
+            "name": name, "rows": len(lt.rows), "rows_sqlite": sqlite_counts.get(name), "pages": lt.pages,
+            "columns": lt.schema.column_names, "rowid_alias": lt.schema.column_names[lt.schema.rowid_alias]
+            if lt.schema.rowid_alias is not None else None, "without_rowid": lt.schema.without_rowid,
+            "min_rowid": min(rowids) if rowids else None, "max_rowid": max(rowids) if rowids else None,
+            "sqlite_sequence": db.sequence.get(name), "recovered": rec_counts.get(name, 0),
+            "time_columns": time_cols.get(name, []), "references": sorted(lt.schema.related),
+            "dropped": False, "errors": lt.errors, "sql": lt.schema.sql})
+    for ts in dropped:
+        tables.append({"name": ts.name, "rows": 0, "rows_sqlite": None, "pages": 0, "columns": ts.column_names,
+                       "rowid_alias": ts.column_names[ts.rowid_alias] if ts.rowid_alias is not None else None,
+                       "without_rowid": ts.without_rowid, "min_rowid": None, "max_rowid": None,
+                       "sqlite_sequence": None, "recovered": rec_counts.get(ts.name, 0), "time_columns": [],
+                       "references": sorted(ts.related), "dropped": True, "errors": 0, "sql": ts.sql})
+    schema_history = [{"table": ts.name, "sql": ts.sql, "state": "dropped" if " (earlier schema)" not in ts.name
+                       else "replaced"} for ts in dropped]
+    header = db.header.to_dict()
+    if db.header_current is not None:
+        header["current_in_wal"] = db.header_current.to_dict()
+    wal = wal_to_dict(db.wal) if db.wal else {"present": False}
+    journal = db.journal.summary() if db.journal else {"present": False}
+    if db.journal:
+        journal["record_list"] = [r.to_dict() for r in db.journal.records]
+    file_info = {"path": evidence.db.original, "name": Path(evidence.db.original).name,
+                 "size": evidence.db.size, "sha256": evidence.db.sha256_original,
+                 "case_dir": str(evidence.case_dir), "collected_at": evidence.collected_at}
+    integrity = {k: v for k, v in integrity.items()}
+    mismatches = {t["name"]: (t["rows"], t["rows_sqlite"]) for t in tables
+                  if isinstance(t["rows_sqlite"], int) and t["rows_sqlite"] != t["rows"]}
+    integrity["reader_vs_sqlite_row_mismatches"] = mismatches
+    meta = {"tool": TOOL_VERSION, "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return Report(file=file_info, header=header, pages=pages, integrity=integrity, wal=wal, journal=journal,
+                  tables=tables, timeline=timeline, recovered=recovered, schema_history=schema_history,
+                  errors=db.errors, page_list=page_list, columns=columns, meta=meta)
+
+
+# --------------------------------------------------------------------------- rendering
+
+def _fmt_value(v: Any, limit: int = 40) -> str:
+    if isinstance(v, (bytes, bytearray)):
+        return f"<{len(v)} bytes>"
+    s = repr(v) if not isinstance(v, str) else v
+    return s if len(s) <= limit else s[:limit - 1] + "…"
+
+
+def render_text(report: Report, *, max_rows: int = 10) -> str:
+    """The readable report the CLI prints (also the body of report.md)."""
+    d = report
+    h = d.header
+    lines: list[str] = []
+    add = lines.append
+    add(f"# Forensic report: {d.file['name']}")
+    add("")
+    add(f"File: {d.file['path']} ({d.file['size']:,} bytes), sha256 {d.file['sha256'][:16]}…")
+    add(f"Case folder: {d.file['case_dir']}")
+    for ev in d.file.get("evidence", []):
+        state = "unchanged" if ev.get("unchanged_after_analysis") else "CHANGED"
+        add(f"- {ev['role']}: {Path(ev['original']).name}, {ev['size']:,} bytes, mtime {ev['mtime']}, original {state}")
+    add("")
+    add("## Header")
+    add(f"page size {h['page_size']} (reserved {h['reserved_bytes']}), page count in header {h['page_count']} vs "
+        f"{h['page_count_from_file']} in file, change counter {h['file_change_counter']}, version-valid-for "
+        f"{h['version_valid_for']}, schema cookie {h['schema_cookie']}, freelist trunk {h['freelist_trunk']} / "
+        f"count {h['freelist_count']}, encoding {h['encoding']}, user_version {h['user_version']}, "
+        f"application_id {h['application_id']}, auto_vacuum {h['auto_vacuum']}, last writer "
+        f"SQLite {h['sqlite_version_number']}, journal mode at last write: {h['journal_mode_hint']}")
+    for p in h["problems"]:
+        add(f"- problem: {p}")
+    p = d.pages
+    add("")
+    add("## Pages")
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(p["by_kind"].items()))
+    add(f"{p['page_count']} pages: {kinds}")
+    add(f"free pages {p['free_pages']} ({p['free_ratio']:.1%}); {p['freeblocks']} freeblocks "
+        f"({p['freeblock_bytes']:,} bytes); page errors {p['page_errors']}")
+    sd = p["secure_delete"]
+    add(f"Secure delete: {sd['verdict']} (setting {sd['setting']}). {sd['explanation']}")
+    i = d.integrity
+    add("")
+    add("## Integrity (on a second copy)")
+    if i.get("mode") == "none":
+        add("not checked")
+    else:
+        msg = "ok" if i.get("ok") else "; ".join(i.get("messages", [])[:5]) or i.get("error") or "failed"
+        add(f"PRAGMA {'integrity_check' if i.get('mode') == 'full' else 'quick_check'}: {msg}")
+        if i.get("reader_vs_sqlite_row_mismatches"):
+            add(f"row counts differ between our reader and SQLite: {i['reader_vs_sqlite_row_mismatches']}")
+    w = d.wal
+    add("")
+    add("## WAL")
+    if not w.get("present"):
+        add("no -wal file")
+    else:
+        add(f"{w['size']:,} bytes, {w['frames']} frames: {w['committed_frames']} committed in {w['commits']} commits, "
+            f"{w['uncommitted_frames']} uncommitted, {w['invalid_frames']} invalid, {w['stale_frames']} stale "
+            f"(older WAL generation); not yet checkpointed: {w['frames_not_checkpointed']}")
+        for e in w["errors"]:
+            add(f"- {e}")
+    j = d.journal
+    if j.get("present"):
+        add("")
+        add("## Rollback journal")
+        add(f"{j['size']:,} bytes, header {'valid' if j['header_valid'] else 'zeroed' if j['header_zeroed'] else 'damaged'}"
+            f", {j['records']} page records ({j['records_checksum_ok']} with a good checksum)"
+            + (", HOT (would be rolled back by the next opener)" if j.get("hot") else ""))
+    add("")
+    add("## Tables")
+    add("| table | rows | pages | recovered | max rowid | sqlite_sequence | time columns |")
+    add("|---|---:|---:|---:|---:|---:|---|")
+    for t in d.tables:
+        name = t["name"] + (" (dropped)" if t["dropped"] else "")
+        add(f"| {name} | {t['rows']} | {t['pages']} | {t['recovered']} | {t['max_rowid'] if t['max_rowid'] is not None else ''}"
+            f" | {t['sqlite_sequence'] if t['sqlite_sequence'] is not None else ''} | {', '.join(t['time_columns'])} |")
+    add("")
+    add("## Timeline")
+    for c in d.timeline.get("columns", []):
+        live = c["live"]
+        if not live["count"] and not c["recovered"]["count"]:
+            continue
+        cl = "; ".join(f"{x['start']}…{x['end']} ({x['count']})" for x in live["clusters"][:4])
+        more = f" +{len(live['clusters']) - 4} more" if len(live["clusters"]) > 4 else ""
+        rec = c["recovered"]
+        rtext = f"; recovered {rec['count']} ({rec['min']} … {rec['max']})" if rec["count"] else ""
+        add(f"- {c['table']}.{c['column']} ({c['encoding']}): {live['count']} live, {live['min']} … {live['max']}; "
+            f"clusters: {cl}{more}{rtext}")
+    add("")
+    add("## Findings")
+    if not d.findings:
+        add("none")
+    for f in d.findings:
+        add(f"- [{f['severity']}] {f['title']}: {f['detail']}")
+    add("")
+    add(f"## Recovered rows ({len(d.recovered)})")
+    by_table = d.recovered_by_table()
+    for table, n in sorted(by_table.items(), key=lambda kv: -kv[1]):
+        sources: dict[str, int] = {}
+        for r in d.recovered:
+            if r.table == table:
+                sources[r.source] = sources.get(r.source, 0) + 1
+        add(f"### {table}: {n} rows ({', '.join(f'{k} {v}' for k, v in sorted(sources.items()))})")
+        cols = d.columns.get(table) or []
+        shown = [r for r in d.recovered if r.table == table][:max_rows]
+        if cols:
+            add("| source | page | offset | rowid | conf | " + " | ".join(cols) + " |")
+            add("|---|---:|---:|---:|---:|" + "---|" * len(cols))
+        for r in shown:
+            vals = " | ".join(_fmt_value(v).replace("|", "\\|").replace("\n", " ") for v in r.values)
+            add(f"| {r.source} | {r.page} | {r.offset} | {r.rowid if r.rowid is not None else '?'} | "
+                f"{r.confidence:.2f} | {vals} |")
+        if n > len(shown):
+            add(f"… and {n - len(shown)} more (report.json, case.db)")
+    if d.errors:
+        add("")
+        add(f"## Damaged pages and read errors ({len(d.errors)})")
+        for e in d.errors[:20]:
+            add(f"- page {e.get('page')}: {e['error']}")
+        if len(d.errors) > 20:
+            add(f"… and {len(d.errors) - 20} more (report.json)")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(report: Report, case_dir: Path) -> dict[str, Path]:
+    """Write report.md, report.json and case.db into the case folder."""
+    from .casedb import write_case_db
+
+    case_dir = Path(case_dir)
+    paths = {"md": case_dir / "report.md", "json": case_dir / "report.json", "db": case_dir / "case.db"}
+    paths["md"].write_text(render_text(report, max_rows=50), encoding="utf-8")
+    paths["json"].write_text(report.to_json(), encoding="utf-8")
+    write_case_db(report, paths["db"])
+    return paths
