@@ -170,8 +170,9 @@ def parse_database(data: bytes, wal_data: bytes = b"", journal_data: bytes = b""
     tables: dict[str, LiveTable] = {}
     index_pages: dict[str, int] = {}
     live_keys: set[int] = set(master_keys)
-    live_rowids: dict[str, dict[int, int]] = {}
-    templates: dict[str, dict[int, int]] = {}
+    live_rowids: dict[str, dict[int, int]] = {"sqlite_master": {rowid: hash(p) for rowid, p in master.rows}}
+    templates: dict[str, dict[int, int]] = {"sqlite_master": serial_templates(SQLITE_MASTER,
+                                                                              [p for _, p in master.rows])}
     payloads_by_table: dict[str, list[bytes]] = {}
     for entry in schema:
         if entry.type == "table" and entry.sql and entry.rootpage > 0:

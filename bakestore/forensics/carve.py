@@ -17,10 +17,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .btree import (BTREE_TYPES, LEAF_TABLE, PageHeader, PageView, freeblocks, parse_page_header,
+from .btree import (BTREE_TYPES, INTERIOR_TABLE, LEAF_TABLE, PageHeader, PageView, freeblocks, parse_page_header,
                     read_overflow, read_table_leaf_cell)
 from .fileformat import (PARSE_ERRORS, TableSchema, body_size, canonical_record, decode_values,
-                         local_payload_size, read_varint)
+                         local_payload_size, read_varint, varint_len)
 
 SOURCES = ("freelist", "freeblock", "unallocated", "wal", "journal", "superseded")
 _MIN_CONFIDENCE = 0.5
@@ -96,6 +96,11 @@ class TableMatcher:
             else:
                 kind = "any"
             self.kinds.append(kind + ("!" if col.notnull and kind != "alias" else ""))
+        if schema.name == "sqlite_sequence" and self.n == 2:
+            self.kinds = ["text!", "num!"]  # declared without types, but always (name, integer)
+        # A table whose columns carry no type constraint would match almost any bytes; it is
+        # recovered only from whole cells (size + rowid + record all consistent), never by scanning.
+        self.weak = all(k.rstrip("!") == "any" for k in self.kinds if k != "alias")
         parts = []
         for kind in self.kinds:
             base = kind.rstrip("!")
@@ -208,11 +213,14 @@ class Carver:
         templates = templates or {}
         self.matchers = [TableMatcher(s, templates.get(s.name)) for s in schemas
                          if s.ncols and not s.without_rowid]
-        self.by_n: dict[int, list[TableMatcher]] = {}
+        self.by_n: dict[int, list[TableMatcher]] = {}  # matchers allowed for carving (not weak)
+        self.all_by_n: dict[int, list[TableMatcher]] = {}  # every matcher, for whole cells
         for m in self.matchers:
-            self.by_n.setdefault(m.n, []).append(m)
+            self.all_by_n.setdefault(m.n, []).append(m)
+            if not m.weak:
+                self.by_n.setdefault(m.n, []).append(m)
         patterns = [b"(?P<t%d>%s)" % (i, m.header_pattern) for i, m in enumerate(self.matchers)
-                    if m.header_pattern is not None]
+                    if m.header_pattern is not None and not m.weak]
         self.scan_re = re.compile(b"(?=" + b"|".join(patterns) + b")", re.S) if patterns else None
         self.max_n = max((m.n for m in self.matchers), default=0)
         self._restricted: dict[str, dict[int, list[TableMatcher]]] = {}
@@ -274,7 +282,7 @@ class Carver:
             return self.by_n
         got = self._restricted.get(only)
         if got is None:
-            got = {m.n: [m] for m in self.matchers if m.name == only}
+            got = {m.n: [m] for m in self.matchers if m.name == only and not m.weak}
             self._restricted[only] = got
         return got or self.by_n
 
@@ -355,7 +363,9 @@ class Carver:
                         continue
                     lost = m.infer_lost(k)
                     if lost is None:
-                        continue
+                        lost = self._lost_from_size(buf, m, s, q, r, limit, sts_known) if k == 1 else None
+                        if lost is None:
+                            continue
                     sts = lost + sts_known
                     hlen = len(canonical_record(sts, b""))
                     # The destroyed header must have started 2 or 3 bytes into the cell (after the
@@ -384,6 +394,41 @@ class Carver:
         # A freed cell fills its freeblock exactly unless a neighbour merged in: prefer the reading
         # that ends at the freeblock end, then the one with the better-verified header.
         return max(options, key=lambda h: (h.end == limit, h.confidence, h.end))
+
+    def _lost_from_size(self, buf: bytes, m: TableMatcher, s: int, q: int, r: int, limit: int,
+                        sts_known: list[int]) -> list[int] | None:
+        """The first column's serial type, derived from the freeblock size (one cell filling it).
+
+        The header-length byte sat at s+2 (1-byte cell size and rowid), the lost serial type at
+        s+3 (one byte, or two with the second surviving at s+4). If the freed cell is the whole
+        freeblock, its payload is ``limit - s - 2`` bytes, which leaves one possible size for the
+        first column. Used only when live rows give no template for that column.
+        """
+        st_len = q - s - 3
+        if st_len not in (1, 2):
+            return None
+        try:
+            known_body = body_size(sts_known)
+        except PARSE_ERRORS:
+            return None
+        hlen = 1 + st_len + (r - q)
+        body0 = (limit - s - 2) - hlen - known_body
+        if body0 < 0:
+            return None
+        kind = m.kinds[0].rstrip("!")
+        if kind == "text":
+            options = [13 + 2 * body0]
+        elif kind in ("num", "int"):
+            options = {0: [0, 8, 9], 1: [1], 2: [2], 3: [3], 4: [4], 6: [5], 8: [6, 7]}.get(body0, [])
+        else:
+            options = [13 + 2 * body0, 12 + 2 * body0]
+        for st in options:
+            if m.kinds[0].endswith("!") and st == 0:
+                continue
+            if varint_len(st) != st_len or (st_len == 2 and buf[s + 4] != st & 0x7F):
+                continue
+            return [st]
+        return None
 
     # ---------------------------------------------------------------- regions
 
@@ -458,8 +503,17 @@ class Carver:
                 facts["error"] = str(exc)
             return hits, facts
         if header.kind != LEAF_TABLE:
+            # Interior and index pages hold no table records, but a page may have been a table
+            # leaf in an earlier life: its old cells survive in the gap. Index records look like
+            # headers too, so on index pages only whole table cells (size, rowid, record) count.
             facts["kind"] = BTREE_TYPES[header.kind]
             self._free_facts(image, header, facts)
+            gap_start, gap_end = header.ptr_end, min(header.content_start, usable)
+            if gap_end > gap_start:
+                found = self.scan(image, gap_start, gap_end, "gap")
+                if header.kind != INTERIOR_TABLE:
+                    found = [h for h in found if h.rowid is not None]
+                hits.extend(found)
             return hits, facts
         if cells:
             for off in header.pointers:
@@ -514,7 +568,7 @@ class Carver:
                 sts.append(st)
             if q != hlen:
                 return None
-            matchers = self._matching(sts)
+            matchers = self._matching(sts, self.all_by_n)
             if not matchers:
                 return None
             values = decode_values(payload, hlen, sts, self.encoding, strict=True)
