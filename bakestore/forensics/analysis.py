@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .btree import PageView, WalkResult, walk_btree
-from .carve import Carver, Recovered, deduplicate, serial_templates
+from .carve import Carver, Recovered, deduplicate, prefix_of, serial_templates
 from .evidence import Evidence, collect, make_work_copy, verify_originals
 from .fileformat import (PARSE_ERRORS, SQLITE_MASTER, Header, TableSchema, decode_record, parse_create_table,
                          parse_header)
@@ -368,6 +368,17 @@ def carve_all(db: ParsedDatabase, schemas: list[TableSchema], *, schema_pass: bo
     return items, facts
 
 
+def drop_live_prefixes(items: list[Recovered], db: ParsedDatabase) -> list[Recovered]:
+    """A truncated record cannot be compared by its bytes; drop it if it may be a live row's start."""
+    out = []
+    for it in items:
+        if it.partial and it.table in db.tables:
+            if any(prefix_of(it.values, vals) for _, vals in db.tables[it.table].rows):
+                continue
+        out.append(it)
+    return out
+
+
 def load(evidence: Evidence, *, decode_rows: bool = True) -> ParsedDatabase:
     """Parse the evidence copies (never the originals)."""
     data = evidence.read("db")
@@ -406,7 +417,7 @@ def analyze(path: str | Path, case_dir: str | Path, *, integrity: str = "full", 
     master_items, _ = carve_all(db, [SQLITE_MASTER], schema_pass=True)
     dropped = dropped_schemas(master_items, live)
     items, facts = carve_all(db, [SQLITE_MASTER, *live_schemas, *dropped])
-    recovered = deduplicate(items)
+    recovered = deduplicate(drop_live_prefixes(items, db))
     if thread is not None:
         thread.join()
     timeline = build_timeline(db, recovered)

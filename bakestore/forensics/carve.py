@@ -44,6 +44,7 @@ class Recovered:
     candidates: list[str] = field(default_factory=list)
     also_found_in: list[dict[str, Any]] = field(default_factory=list)
     rowid_live: bool = False  # the rowid exists now with other values: an older version of that row
+    partial: bool = False  # the overflow chain was lost: the last values are cut short
     key: int = 0
 
     def where(self) -> dict[str, Any]:
@@ -55,7 +56,41 @@ class Recovered:
                 "rowid": self.rowid, "values": list(self.values), "columns": columns,
                 "confidence": round(self.confidence, 3), "region": self.region, "frame": self.frame,
                 "detail": self.detail, "candidates": self.candidates, "rowid_live": self.rowid_live,
-                "also_found_in": self.also_found_in}
+                "partial": self.partial, "also_found_in": self.also_found_in}
+
+
+TRUNCATED = "record cut short (overflow chain lost or tail overwritten): partial values"
+
+
+def decode_partial(body: bytes, sts: list[int], encoding: str) -> tuple[Any, ...] | None:
+    """Decode what a truncated body holds: whole columns, then a cut text/blob, then NULLs."""
+    out: list[Any] = []
+    pos = 0
+    cut = False
+    for st in sts:
+        if cut:
+            out.append(None)
+            continue
+        try:
+            n = (st - 12) >> 1 if st >= 12 else (0, 1, 2, 3, 4, 6, 8, 8, 0, 0)[st]
+        except IndexError:
+            return None
+        if pos + n <= len(body):
+            try:
+                out.extend(decode_values(body, pos, [st], encoding, strict=True))
+            except PARSE_ERRORS:
+                return None
+            pos += n
+            continue
+        cut = True
+        piece = body[pos:]
+        if st >= 13 and st & 1:
+            out.append(piece.decode(encoding, "ignore"))
+        elif st >= 12:
+            out.append(bytes(piece))
+        else:
+            out.append(None)
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- serial-type classes
@@ -232,33 +267,65 @@ class Carver:
         """Body bytes and values of a record whose header is known; None if it does not fit."""
         body_len = payload_len - hlen
         local = local_payload_size(payload_len, self.usable, True)
-        detail = ""
         if local == payload_len:
             end = body_pos + body_len
             if end > local_end:
-                return None
+                return self._cut(buf, body_pos, sts, local_end)
             body = buf[body_pos:end]
-        else:
-            local_body = local - hlen
-            end = body_pos + local_body + 4
-            if local_body < 0 or end > local_end:
+            try:
+                values = decode_values(body, 0, sts, self.encoding, strict=True)
+            except PARSE_ERRORS:
                 return None
-            ovf = struct.unpack_from(">I", buf, body_pos + local_body)[0]
-            body = buf[body_pos:body_pos + local_body]
-            if self.overflow_view is None:
+            if not self._plausible(values, sts):
                 return None
-            rest, err = read_overflow(self.overflow_view, ovf, body_len - local_body, self.usable)
-            if err:
-                return None
-            body = body + rest
-            detail = "overflow chain followed"
-        try:
-            values = decode_values(body, 0, sts, self.encoding, strict=True)
-        except PARSE_ERRORS:
+            return body, values, end, ""
+        local_body = local - hlen
+        end = body_pos + local_body + 4
+        if local_body < 0:
             return None
-        if not self._plausible(values, sts):
+        if end > local_end:
+            return self._cut(buf, body_pos, sts, local_end)
+        ovf = struct.unpack_from(">I", buf, body_pos + local_body)[0]
+        got = self._with_overflow(buf[body_pos:body_pos + local_body], ovf, body_len, sts)
+        if got is None:
             return None
-        return body, values, end, detail
+        return got[0], got[1], end, got[2]
+
+    def _cut(self, buf: bytes, body_pos: int, sts: list[int], region_end: int
+             ) -> tuple[bytes, tuple[Any, ...], int, str] | None:
+        """A record whose tail was overwritten (by a newer cell or the page's own header data).
+
+        Kept only when a useful stretch of the body survives, decoded up to where it is cut.
+        """
+        if region_end - body_pos < 32:
+            return None
+        body = buf[body_pos:region_end]
+        values = decode_partial(body, sts, self.encoding)
+        if values is None or not self._plausible(values, sts):
+            return None
+        return body, values, region_end, TRUNCATED
+
+    def _with_overflow(self, local_body: bytes, ovf: int, body_len: int, sts: list[int]
+                       ) -> tuple[bytes, tuple[Any, ...], str] | None:
+        """Complete a spilled record from its overflow chain, or keep what the page itself holds.
+
+        Freed overflow pages get reused, so a chain may end early or lead into another table's
+        data; then only the local part is trusted and the record is reported as truncated.
+        """
+        if self.overflow_view is not None:
+            rest, err = read_overflow(self.overflow_view, ovf, body_len - len(local_body), self.usable)
+            if not err:
+                body = local_body + rest
+                try:
+                    values = decode_values(body, 0, sts, self.encoding, strict=True)
+                except PARSE_ERRORS:
+                    values = None
+                if values is not None and self._plausible(values, sts):
+                    return body, values, "overflow chain followed"
+        partial = decode_partial(local_body, sts, self.encoding)
+        if partial is None or not self._plausible(partial, sts):
+            return None
+        return local_body, partial, TRUNCATED
 
     @staticmethod
     def _plausible(values: tuple[Any, ...], sts: list[int]) -> bool:
@@ -551,15 +618,6 @@ class Carver:
 
     def _from_cell(self, image: bytes, cell: Any) -> _Hit | None:
         payload = cell.local
-        detail = ""
-        if cell.overflow:
-            if self.overflow_view is None:
-                return None
-            rest, err = read_overflow(self.overflow_view, cell.overflow, cell.payload_size - len(payload), self.usable)
-            if err:
-                return None
-            payload = payload + rest
-            detail = "overflow chain followed"
         try:
             hlen, q = read_varint(payload, 0)
             sts: list[int] = []
@@ -571,13 +629,21 @@ class Carver:
             matchers = self._matching(sts, self.all_by_n)
             if not matchers:
                 return None
-            values = decode_values(payload, hlen, sts, self.encoding, strict=True)
+            if cell.overflow:
+                got = self._with_overflow(bytes(payload[hlen:]), cell.overflow, cell.payload_size - hlen, sts)
+                if got is None:
+                    return None
+                body, values, detail = got
+            else:
+                body, detail = bytes(payload[hlen:]), ""
+                values = decode_values(payload, hlen, sts, self.encoding, strict=True)
         except PARSE_ERRORS:
             return None
         if not self._plausible(values, sts):
             return None
-        return _Hit(sts, bytes(payload[hlen:]), values, [m.name for m in matchers], cell.offset, cell.end,
-                    cell.rowid, 0.97, "cell", detail)
+        conf = 0.97 if detail != TRUNCATED else 0.8
+        return _Hit(sts, body, values, [m.name for m in matchers], cell.offset, cell.end,
+                    cell.rowid, conf, "cell", detail)
 
     # ---------------------------------------------------------------- to recovered items
 
@@ -591,7 +657,7 @@ class Carver:
             if key in self.live_keys:
                 continue
             tables = h.tables
-            conf = h.confidence - penalty
+            conf = h.confidence - penalty - (0.15 if h.detail == TRUNCATED else 0.0)
             if len(tables) > 1:
                 ranked = sorted(tables, key=lambda t: (t != owner, -votes.get(t, 0), t))
                 if ranked[0] == owner or votes.get(ranked[0], 0) > votes.get(ranked[1], 0):
@@ -611,15 +677,16 @@ class Carver:
             note = "; ".join(x for x in (detail, h.detail) if x)
             out.append(Recovered(table, source, page, h.start, h.rowid, values, round(min(conf, 0.99), 3),
                                  h.region, frame, note, [t for t in tables if t != table], [], rowid_live,
-                                 hash((table, key))))
+                                 h.detail == TRUNCATED, key))
         return out
 
 
 def deduplicate(items: list[Recovered]) -> list[Recovered]:
     """Merge the same record found in several places; keep the best, list the others.
 
-    Records with the same table and bytes are one record unless both carry different known rowids
-    (two rows that happen to hold identical values).
+    Records with the same bytes are one record (even when two tables of the same shape both
+    matched: the best-attributed finding wins) unless both carry different known rowids (two
+    rows that happen to hold identical values).
     """
     order = {s: i for i, s in enumerate(("freelist", "freeblock", "unallocated", "superseded", "wal", "journal"))}
     groups: dict[int, list[Recovered]] = {}
@@ -627,7 +694,7 @@ def deduplicate(items: list[Recovered]) -> list[Recovered]:
         groups.setdefault(it.key, []).append(it)
     out: list[Recovered] = []
     for group in groups.values():
-        group.sort(key=lambda r: (-(r.rowid is not None), -r.confidence, order.get(r.source, 9), r.page, r.offset))
+        group.sort(key=lambda r: (-r.confidence, -(r.rowid is not None), order.get(r.source, 9), r.page, r.offset))
         kept: list[Recovered] = []
         for it in group:
             for k in kept:
@@ -637,8 +704,42 @@ def deduplicate(items: list[Recovered]) -> list[Recovered]:
             else:
                 kept.append(it)
         out.extend(kept)
-    out.sort(key=lambda r: (r.table, r.rowid if r.rowid is not None else 1 << 62, r.source, r.page, r.offset))
-    return out
+    # A truncated copy of a record that was also found whole is the same record.
+    whole: dict[str, list[Recovered]] = {}
+    for it in out:
+        if not it.partial:
+            whole.setdefault(it.table, []).append(it)
+    merged: list[Recovered] = [it for it in out if not it.partial]
+
+    def size(r: Recovered) -> int:
+        return sum(len(v) for v in r.values if isinstance(v, (str, bytes)))
+
+    for it in sorted((it for it in out if it.partial), key=size, reverse=True):
+        full = next((w for w in whole.get(it.table, ()) if prefix_of(it.values, w.values)
+                     and (it.rowid is None or w.rowid is None or it.rowid == w.rowid)), None)
+        if full is not None:
+            full.also_found_in.append(it.where())
+            if full.rowid is None and it.rowid is not None:
+                full.rowid = it.rowid
+            continue
+        whole.setdefault(it.table, []).append(it)  # a longer partial absorbs shorter copies
+        merged.append(it)
+    merged.sort(key=lambda r: (r.table, r.rowid if r.rowid is not None else 1 << 62, r.source, r.page, r.offset))
+    return merged
 
 
-__all__ = ["Carver", "Recovered", "TableMatcher", "deduplicate", "serial_templates", "SOURCES"]
+def prefix_of(partial: list[Any] | tuple[Any, ...], full: list[Any] | tuple[Any, ...]) -> bool:
+    """True if a truncated record could be the start of ``full`` (the cut column is a prefix)."""
+    if len(partial) != len(full):
+        return False
+    for p, f in zip(partial, full):
+        if p is None or p == f:
+            continue
+        if isinstance(p, (str, bytes)) and type(p) is type(f) and f.startswith(p):  # type: ignore[arg-type]
+            continue
+        return False
+    return True
+
+
+__all__ = ["Carver", "Recovered", "TableMatcher", "deduplicate", "decode_partial", "prefix_of",
+           "serial_templates", "SOURCES"]
