@@ -1,0 +1,165 @@
+"""Legacy import = translate an upstream file into a row source, then restore (or merge) it.
+
+There is no second way of writing to the live database here: the translated rows go through the
+same pipeline as a bakestore export (``Store.restore`` / ``Store.merge``: validate everything,
+build a fresh file, shrink guard, restore point, atomic swap, audit record). What this module adds
+is the refusal rules that belong to the upstream formats:
+
+* any refused record refuses the whole import, naming the file, record, field and reason, unless
+  ``skip_invalid`` is given — then the report lists every skipped record (the shrink guard still
+  applies, in the pipeline);
+* a file that yields no rows at all is refused outright (the upstream incident file
+  ``{"version": "4.0", "ingredients": []}`` emptied a database in replace mode, formats page W1).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from .. import audit
+from ..clock import HybridLogicalClock
+from ..errors import BakestoreError, ConfigurationError, LegacyFormatError, RestoreError
+from ..models.base import format_timestamp
+from ..sources import MemorySource
+from .coordinated import CoordinatedTranslator
+from .detect import LegacyInput, detect
+from .report import ImportReport
+from .single import SingleFileTranslator
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+#: The ``operation`` name of legacy imports in the audit log.
+OPERATION = "import-legacy"
+
+
+@dataclass
+class LegacyTranslation:
+    """An upstream input translated into complete bakestore rows, with its report."""
+
+    source: MemorySource
+    report: ImportReport
+    input: LegacyInput
+    merge: bool
+
+
+def _refuse(message: str, report: ImportReport) -> LegacyFormatError:
+    error = LegacyFormatError(message)
+    # The CLI prints the full report (every refused record) before the one-line error.
+    error.report = report  # type: ignore[attr-defined]
+    return error
+
+
+def translate(path: str | os.PathLike[str], *, store: "Store | None" = None, merge: bool = False,
+              skip_invalid: bool = False, device_id: str | None = None,
+              import_time: str | None = None) -> LegacyTranslation:
+    """Detect, verify and translate an upstream file or backup folder; nothing is written.
+
+    ``store`` supplies the clock for row versions and, with ``merge``, the rows that references
+    may resolve against. Without a store, pass ``device_id`` for the versions. ``import_time``
+    (canonical UTC text) is the created/updated time of records the file gives none for; it
+    defaults to the store's clock time, so one import stamps one time.
+    """
+    if merge and store is None:
+        raise ConfigurationError("a legacy merge needs the store whose rows references may resolve against")
+    if store is not None:
+        clock = store.clock
+        import_time = import_time or store.now()
+    else:
+        if device_id is None:
+            raise ConfigurationError("translate() without a store needs a device_id for the row versions")
+        clock = HybridLogicalClock(device_id)
+        import_time = import_time or format_timestamp(_dt.datetime.now(_dt.timezone.utc))
+    source_input = detect(path)
+    kind = SingleFileTranslator if source_input.kind == "single" else CoordinatedTranslator
+    translator = kind(source_input, store=store, merge=merge, clock=clock, import_time=import_time,
+                      skip_invalid=skip_invalid)
+    source = translator.translate()
+    report = translator.report
+
+    if report.problems and not skip_invalid:
+        raise _refuse(report.refusal_message(), report)
+    if report.total_read == 0:
+        raise _refuse(f"{report.label}: holds no records to import; refusing an import that yields no rows "
+                      "(in restore mode it would empty the store)", report)
+    existing = sum(e.existing + e.folded for e in report.entities.values())
+    if report.total_rows == 0 and existing == 0:
+        raise _refuse(f"{report.label}: none of its {report.total_read} records could be imported; refusing an "
+                      "import that yields no rows", report)
+    return LegacyTranslation(source=source, report=report, input=source_input, merge=merge)
+
+
+def prepare(store: "Store", path: str | os.PathLike[str], *, merge: bool = False,
+            skip_invalid: bool = False) -> LegacyTranslation:
+    """:func:`translate` for ``store``, with refusals written to the store's audit log.
+
+    The pipeline audits its own refusals (shrink guard, validation); this records the ones that
+    happen before it — an unreadable file, a changed backup, refused records — so every refused
+    import leaves a trace next to the database, as the upstream incident did not.
+    """
+    started = time.monotonic()
+    try:
+        return translate(path, store=store, merge=merge, skip_invalid=skip_invalid)
+    except BakestoreError as exc:
+        report = getattr(exc, "report", None)
+        record = audit.AuditRecord(operation=OPERATION, db_path=str(store.path), outcome="refused", reason=str(exc),
+                                   source=f"legacy {path}", source_sha256=report.sha256 if report else None,
+                                   details={"legacy_import": report.as_dict()} if report else {"merge": merge})
+        record.duration_ms = int((time.monotonic() - started) * 1000)
+        audit.write(store.path, record)
+        raise
+
+
+def _pipeline(store: "Store", merge: bool) -> Callable[..., Any]:
+    """``Store.restore`` / ``Store.merge`` (or the module functions of ``bakestore.restore``)."""
+    name = "merge" if merge else "restore"
+    method = getattr(store, name, None)
+    if callable(method):
+        return method
+    try:
+        from .. import restore as pipeline
+    except ImportError as exc:
+        raise RestoreError(f"the restore pipeline is not available in this build ({exc})") from exc
+    return functools.partial(getattr(pipeline, name), store)
+
+
+def apply(store: "Store", translation: LegacyTranslation, *, dry_run: bool = False, allow_shrink: bool = False,
+          yes: bool = True, confirm: Callable[[ImportReport, Any], bool] | None = None,
+          progress: Callable[..., Any] | None = None) -> Any:
+    """Run a translation through the restore (or merge) pipeline; returns its ``RestoreResult``.
+
+    With ``yes=False`` the pipeline first runs as a dry run; the change is applied only when
+    ``confirm(report, dry_run_result)`` returns true (no ``confirm`` → only the dry run happens).
+    """
+    run = _pipeline(store, translation.merge)
+    details = {"legacy_import": translation.report.as_dict()}
+    kwargs = dict(allow_shrink=allow_shrink, progress=progress, operation=OPERATION, audit_details=details)
+    if dry_run or not yes:
+        preview = run(translation.source, dry_run=True, **kwargs)
+        if dry_run or confirm is None or not confirm(translation.report, preview):
+            return preview
+    return run(translation.source, dry_run=False, **kwargs)
+
+
+def import_legacy(store: "Store", path: str | os.PathLike[str], *, dry_run: bool = False, merge: bool = False,
+                  skip_invalid: bool = False, yes: bool = True, allow_shrink: bool = False,
+                  confirm: Callable[[ImportReport, Any], bool] | None = None,
+                  progress: Callable[..., Any] | None = None) -> tuple[ImportReport, Any]:
+    """Import an upstream BakeTracker file or backup folder into ``store``.
+
+    Restore mode (default) replaces the store's contents with the file's; ``merge`` adds the
+    file's records to them (references may then resolve against the store). Returns the import
+    report and the pipeline's ``RestoreResult`` (per-table diff, restore point, audit id).
+    """
+    translation = prepare(store, path, merge=merge, skip_invalid=skip_invalid)
+    result = apply(store, translation, dry_run=dry_run, allow_shrink=allow_shrink, yes=yes, confirm=confirm,
+                   progress=progress)
+    return translation.report, result
+
+
+__all__ = ["OPERATION", "LegacyTranslation", "apply", "import_legacy", "prepare", "translate"]
