@@ -207,12 +207,18 @@ def _mutate(b: Builder, n_recipes: int, n_big: int) -> None:
 
 
 def build_rollback(dest: Path, *, secure_delete: bool, seed: int = 1, n_recipes: int = 600,
-                   n_big: int = 12, encoding: str | None = None) -> CorpusDB:
+                   n_big: int = 12, encoding: str | None = None, page_size: int | None = None,
+                   auto_vacuum: str | None = None) -> CorpusDB:
     """Rollback-journal database with every kind of deletion, closed cleanly."""
     dest.mkdir(parents=True, exist_ok=True)
-    db = CorpusDB(f"rollback_{'on' if secure_delete else 'off'}{'_' + encoding if encoding else ''}",
+    db = CorpusDB(f"rollback_{'on' if secure_delete else 'off'}{'_' + encoding if encoding else ''}"
+                  f"{'_' + str(page_size) if page_size else ''}{'_' + auto_vacuum if auto_vacuum else ''}",
                   dest / "corpus.db", encoding=encoding or "utf-8")
     conn = _connect(db.path, secure_delete=secure_delete, encoding=encoding)
+    if page_size:
+        conn.execute(f"PRAGMA page_size = {page_size}")
+    if auto_vacuum:
+        conn.execute(f"PRAGMA auto_vacuum = {auto_vacuum}")
     conn.executescript(SCHEMA)
     b = Builder(db, conn, random.Random(seed), _Markers())
     _populate(b, n_recipes, n_big)
@@ -336,7 +342,7 @@ def build_incident(dest: Path, *, seed: int = 4) -> CorpusDB:
     conn.execute("BEGIN")
     for i, name in enumerate(["Cakes", "Cookies", "Breads", "Pies", "Candies", "Bars", "Other"], 1):
         m = mk()
-        conn.execute("INSERT INTO recipe_categories VALUES (?, ?, ?)", (i, f"{m} {name}", _ts(79 * 3600 + 27 * 60 + 7)))
+        conn.execute("INSERT INTO recipe_categories VALUES (?, ?, ?)", (i, f"{m} {name}", _ts(78247)))
         db.live.add(m)
     conn.execute("COMMIT")
     conn.close()
@@ -347,11 +353,18 @@ SCENARIOS: dict[str, Callable[[Path], CorpusDB]] = {
     "rollback_off": lambda d: build_rollback(d, secure_delete=False),
     "rollback_on": lambda d: build_rollback(d, secure_delete=True),
     "rollback_off_utf16": lambda d: build_rollback(d, secure_delete=False, encoding="UTF-16le", n_recipes=200),
+    "rollback_off_seed7_1k": lambda d: build_rollback(d, secure_delete=False, seed=7, page_size=1024),
+    "rollback_off_64k_incremental": lambda d: build_rollback(d, secure_delete=False, seed=8, page_size=65536,
+                                                             auto_vacuum="incremental"),
     "wal_off": lambda d: build_wal(d, secure_delete=False),
     "wal_on": lambda d: build_wal(d, secure_delete=True),
     "persist_on": lambda d: build_persist(d, secure_delete=True),
     "incident": build_incident,
 }
+
+
+KNOWN_TABLES = {"recipes", "recipe_categories", "ingredients", "events", "units", "material_categories",
+                "materials", "products", "recipe_ingredients"}
 
 
 def score(db: CorpusDB, recovered: list[dict[str, Any]]) -> dict[str, Any]:
@@ -360,8 +373,14 @@ def score(db: CorpusDB, recovered: list[dict[str, Any]]) -> dict[str, Any]:
     found: set[str] = set()
     tp = fp = live_hits = 0
     for item in recovered:
-        if item["table"].startswith("sqlite_"):
-            continue  # schema history and sequence rows carry no marker; scored separately
+        if item["table"] == "sqlite_sequence":
+            if item["values"][0] not in KNOWN_TABLES or not isinstance(item["values"][1], int):
+                fp += 1  # a sequence row must name a table of the corpus
+            continue
+        if item["table"] == "sqlite_master":
+            if item["values"][0] not in ("table", "index", "view", "trigger"):
+                fp += 1
+            continue
         markers = {m for v in item["values"] if isinstance(v, str) for m in MARKER.findall(v)}
         if markers & db.deleted:
             tp += 1

@@ -93,6 +93,11 @@ def decode_partial(body: bytes, sts: list[int], encoding: str) -> tuple[Any, ...
     return tuple(out)
 
 
+def _informative(values: tuple[Any, ...], sts: list[int]) -> int:
+    """Values that carry information (not NULL, not an empty string, not the constants 0/1)."""
+    return sum(1 for v, st in zip(values, sts) if v is not None and v != "" and st not in (8, 9))
+
+
 # --------------------------------------------------------------------------- serial-type classes
 
 def _byte_class(values: Iterable[int]) -> bytes:
@@ -150,6 +155,9 @@ class TableMatcher:
                 parts.append(_ANY)
         lo, hi = self.n + 1, min(0x7F, 3 * self.n + 1)
         self.header_pattern = _byte_class(range(lo, hi + 1)) + b"".join(parts) if lo <= 0x7F else None
+        # Serial types without the header-length byte (k = 0) or without it and the first type
+        # (k = 1): what a freed cell whose first 4 bytes were overwritten still shows.
+        self.headless_patterns = [b"".join(parts[k:]) for k in (0, 1) if self.n - k >= 2]
 
     def check(self, sts: list[int], first: int = 0) -> bool:
         """True if ``sts`` fit columns ``first..n-1`` of this table."""
@@ -257,6 +265,9 @@ class Carver:
         patterns = [b"(?P<t%d>%s)" % (i, m.header_pattern) for i, m in enumerate(self.matchers)
                     if m.header_pattern is not None and not m.weak]
         self.scan_re = re.compile(b"(?=" + b"|".join(patterns) + b")", re.S) if patterns else None
+        headless = sorted({p for m in self.matchers if not m.weak for p in m.headless_patterns}, key=len, reverse=True)
+        self.headless_re = re.compile(b"(?=" + b"|".join(b"(?:%s)" % p for p in headless) + b")", re.S) \
+            if headless else None
         self.max_n = max((m.n for m in self.matchers), default=0)
         self._restricted: dict[str, dict[int, list[TableMatcher]]] = {}
 
@@ -398,7 +409,8 @@ class Carver:
                 return hit
         return hit
 
-    def _headless_at(self, buf: bytes, s: int, limit: int, by_n: dict[int, list[TableMatcher]]) -> _Hit | None:
+    def _headless_at(self, buf: bytes, s: int, limit: int, by_n: dict[int, list[TableMatcher]],
+                     size_inference: bool = True) -> _Hit | None:
         """A record whose first 4 bytes (cell size, rowid, maybe header length) were overwritten."""
         options: list[_Hit] = []
         # Case A: payload-size + rowid varints took >= 4 bytes, header intact somewhere after s+4.
@@ -430,7 +442,8 @@ class Carver:
                         continue
                     lost = m.infer_lost(k)
                     if lost is None:
-                        lost = self._lost_from_size(buf, m, s, q, r, limit, sts_known) if k == 1 else None
+                        lost = (self._lost_from_size(buf, m, s, q, r, limit, sts_known)
+                                if k == 1 and size_inference and m.n >= 3 else None)
                         if lost is None:
                             continue
                     sts = lost + sts_known
@@ -522,9 +535,52 @@ class Carver:
                 hit.detail = (hit.detail + "; " if hit.detail else "") + "whole cell"
             hits.append(hit)
             covered = hit.end
+        if region == "gap":
+            hits.extend(self._stale_freeblocks(buf, start, end, [(h.start, h.end) for h in hits]))
         return hits
 
-    def carve_freeblock(self, buf: bytes, off: int, size: int, only: str | None = None) -> list[_Hit]:
+    def _stale_freeblocks(self, buf: bytes, start: int, end: int, taken: list[tuple[int, int]]) -> list[_Hit]:
+        """Freed cells that the content area later absorbed into the gap.
+
+        SQLite first turns a freed cell into a freeblock (overwriting its first 4 bytes with the
+        next-pointer and size) and may later fold it into the unallocated gap, so the gap holds
+        headless records whose stale size field still spans exactly the old cell. A serial-type
+        run found by pattern is only accepted when that size field frames a whole record.
+        """
+        if self.headless_re is None:
+            return []
+        hits: list[_Hit] = []
+        covered = start
+        for m in self.headless_re.finditer(buf, start + 4, end):
+            q = m.start()
+            if q < covered:
+                continue
+            for s in (q - 4, q - 5):
+                if s < max(start, covered) or any(a <= s < b for a, b in taken):
+                    continue
+                size = struct.unpack_from(">H", buf, s + 2)[0]
+                if size < 6 or s + size > end:
+                    continue
+                # No size inference here: the size field is the evidence being checked.
+                found = self.carve_freeblock(buf, s, size, size_inference=False)
+                # Accept only whole records that tile the stale freeblock exactly: the size
+                # field then confirms the reading (a chance match inside text would not).
+                if found and (any(h.region != "freeblock" or TRUNCATED in h.detail
+                                  or _informative(h.values, h.sts) < 2 for h in found)
+                              or found[-1].end != s + size
+                              or any(a.end != b.start for a, b in zip(found, found[1:]))):
+                    found = []
+                if found:
+                    for h in found:
+                        h.region = "gap"
+                        h.detail = (h.detail + "; " if h.detail else "") + "freed cell absorbed into the gap"
+                    hits.extend(found)
+                    covered = s + size
+                    break
+        return hits
+
+    def carve_freeblock(self, buf: bytes, off: int, size: int, only: str | None = None,
+                        size_inference: bool = True) -> list[_Hit]:
         """Records in one freeblock (adjacent freed cells merge, so there may be several)."""
         end = off + size
         by_n = self.restricted(only)
@@ -533,7 +589,7 @@ class Carver:
         while pos + 6 < end:
             hit = None
             for slack in (0, 1, 2, 3):
-                hit = self._headless_at(buf, pos + slack, end, by_n)
+                hit = self._headless_at(buf, pos + slack, end, by_n, size_inference and pos == off)
                 if hit is not None:
                     break
             if hit is None:
@@ -657,7 +713,7 @@ class Carver:
             if key in self.live_keys:
                 continue
             tables = h.tables
-            conf = h.confidence - penalty - (0.15 if h.detail == TRUNCATED else 0.0)
+            conf = h.confidence - penalty - (0.15 if TRUNCATED in h.detail else 0.0)
             if len(tables) > 1:
                 ranked = sorted(tables, key=lambda t: (t != owner, -votes.get(t, 0), t))
                 if ranked[0] == owner or votes.get(ranked[0], 0) > votes.get(ranked[1], 0):
@@ -677,7 +733,7 @@ class Carver:
             note = "; ".join(x for x in (detail, h.detail) if x)
             out.append(Recovered(table, source, page, h.start, h.rowid, values, round(min(conf, 0.99), 3),
                                  h.region, frame, note, [t for t in tables if t != table], [], rowid_live,
-                                 h.detail == TRUNCATED, key))
+                                 TRUNCATED in h.detail, key))
         return out
 
 
@@ -719,8 +775,6 @@ def deduplicate(items: list[Recovered]) -> list[Recovered]:
                      and (it.rowid is None or w.rowid is None or it.rowid == w.rowid)), None)
         if full is not None:
             full.also_found_in.append(it.where())
-            if full.rowid is None and it.rowid is not None:
-                full.rowid = it.rowid
             continue
         whole.setdefault(it.table, []).append(it)  # a longer partial absorbs shorter copies
         merged.append(it)

@@ -3,8 +3,9 @@
 Tables: ``evidence``, ``file_info`` (key/value: header, WAL, journal, integrity, page summary),
 ``tables``, ``pages``, ``freelist``, ``wal_frames``, ``journal_records``, ``recovered_rows``,
 ``timeline`` (per time column and cluster), ``timeline_histogram``, ``findings``, ``errors``.
-Values of recovered rows are stored as JSON (bytes as {"$base64": ...}) plus one text column per
-position for easy filtering.
+Values of recovered rows are stored as JSON (bytes as {"$base64": ...}) plus one column per
+position (``c0``, ``c1``, ...) for easy filtering; the recovered rowid is ``row_id`` because
+``rowid`` is SQLite's own name for every table's key.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def write_case_db(report: "Report", path: Path) -> None:
         for i, r in enumerate(report.recovered, 1):
             d = r.to_dict(report.columns.get(r.table))
             row = {"id": i, "table_name": r.table, "source": r.source, "page": r.page, "offset": r.offset,
-                   "rowid": r.rowid, "confidence": d["confidence"], "region": r.region, "frame": r.frame,
+                   "row_id": r.rowid, "confidence": d["confidence"], "region": r.region, "frame": r.frame,
                    "detail": r.detail, "rowid_live": r.rowid_live,
                    "candidates": json.dumps(r.candidates), "also_found_in": json.dumps(jsonable(r.also_found_in)),
                    "columns": json.dumps(d["columns"]),
@@ -85,7 +86,7 @@ def write_case_db(report: "Report", path: Path) -> None:
             db["recovered_rows"].insert_all(rows, pk="id", alter=True)
         else:
             db["recovered_rows"].create({"id": int, "table_name": str, "source": str, "page": int, "offset": int,
-                                         "rowid": int, "confidence": float, "values_json": str}, pk="id")
+                                         "row_id": int, "confidence": float, "values_json": str}, pk="id")
         tl_rows = []
         for c in report.timeline.get("columns", []):
             for state in ("live", "recovered"):
