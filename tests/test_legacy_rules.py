@@ -227,6 +227,22 @@ def test_batch_decision_unit_is_found_within_its_recipe(tmp_path: Path, store: S
     assert slug_of(store, "finished_units", decision["finished_unit_id"]) == "sugar-cookie"
 
 
+def test_hand_made_keys_the_upstream_importer_expected(tmp_path: Path, store: Store) -> None:
+    """S7: the importer wanted ``recipe_slug`` (pseudo-slug style) and ``event_slug``; both resolve here."""
+    def change(data: dict[str, Any]) -> None:
+        unit = data["finished_units"][1]
+        unit["recipe_slug"] = unit.pop("recipe_name").lower().replace(" ", "_")
+        data["events"][0]["slug"] = "xmas-2025"
+        erp = data["event_recipient_packages"][0]
+        erp.pop("event_name")
+        erp["event_slug"] = "xmas-2025"
+    report, _ = import_legacy(store, variant(tmp_path, change))
+    unit = rows(store, "finished_units", slug="iced-sugar-cookie")[0]
+    assert slug_of(store, "recipes", unit["recipe_id"], "name") == "Sugar Cookies Iced"
+    assert rows(store, "event_recipient_packages")[0]["event_id"] == rows(store, "events")[0]["id"]
+    assert report.entities["events"].unused_keys["slug"] == 1  # used as a reference, but not stored
+
+
 def test_extra_top_level_keys_are_tolerated_and_reported(tmp_path: Path, store: Store) -> None:
     def change(data: dict[str, Any]) -> None:
         data["transformation_notes"] = "moved from 3.x by hand"

@@ -422,7 +422,13 @@ class SingleFileTranslator(Translator):
 
     def event(self, rec: Rec) -> None:
         created, updated = self.timestamps(rec, dated=True)
-        self.add(rec, "events", self.event_values(rec), uuid=rec.r.uuid(), created=created, updated=updated)
+        event_id = self.add(rec, "events", self.event_values(rec), uuid=rec.r.uuid(), created=created,
+                            updated=updated)
+        slug = rec.record.get("slug")
+        if isinstance(slug, str):
+            # Not stored (bakestore events have no slug), so it stays listed as "not imported".
+            # A slug given twice names no single event ("" marks it ambiguous).
+            self.event_slugs[slug] = event_id if slug not in self.event_slugs else ""
 
     def assignment_of_package(self, rec: Rec) -> None:
         r = rec.r

@@ -90,6 +90,8 @@ class Translator:
                                    sha256=source.sha256, mode="merge" if merge else "restore",
                                    skip_invalid=skip_invalid)
         self.rows: dict[str, dict[str, dict[str, Any]]] = {}
+        #: Slugs that hand-made files give events (not a bakestore column), for ``event_slug``.
+        self.event_slugs: dict[str, str] = {}
         self.origin: dict[tuple[str, str], tuple[str, str]] = {}
         self._funcs = {spec.name: key_funcs(spec.name) for spec in REGISTRY.domain_tables}
 
@@ -334,11 +336,26 @@ class Translator:
         return None
 
     def event_ref(self, rec: Rec, *, required: bool = True) -> str | None:
-        """Events are referenced by name, which upstream never made unique: ambiguity is reported."""
+        """Events are referenced by name, which upstream never made unique: ambiguity is reported.
+
+        Hand-made files may give events a ``slug`` (bakestore events have none) and refer to it
+        as ``event_slug``; such a slug resolves within the file only.
+        """
+        slug = rec.record.get("event_slug")
+        if isinstance(slug, str) and slug in self.event_slugs:
+            rec.r.touch("event_slug", "event_name")
+            if not self.event_slugs[slug]:
+                raise RefError("ambiguous", "event_slug", f"event slug {slug!r} is given to several events in the "
+                               "file; bakestore does not guess", target="event slugs", key=slug)
+            return self.event_slugs[slug]
         return self.ref_first(rec, "events", [("event_name", "name")], required=required)
 
     def recipe_ref(self, rec: Rec, *, required: bool = True) -> str | None:
-        return self.ref_first(rec, "recipes", [("recipe_slug", "slug"), ("recipe_name", "name")], required=required)
+        """A recipe by ``recipe_slug`` (a real slug, or the exporter's name-derived pseudo-slug) or name."""
+        if rec.r.has("recipe_slug"):
+            rec.r.touch("recipe_name")
+            return self._base_recipe(str(rec.r.text("recipe_slug", required=True)), field="recipe_slug")
+        return self.ref_first(rec, "recipes", [("recipe_name", "name")], required=required)
 
     def product_by_key(self, rec: Rec, field_name: str) -> str:
         """Resolve the coordinated product key ``ingredient:brand:qty:unit`` — package size included.
@@ -680,14 +697,20 @@ class Translator:
         rec.r.note("slug", "not in the file: generated from the name (kebab case)")
         return slug
 
-    def _base_recipe(self, base: str) -> str:
-        """``base_recipe_slug`` is a real slug (coordinated, hand-made) or a pseudo-slug (single file)."""
+    def _base_recipe(self, base: str, *, field: str = "base_recipe_slug") -> str:
+        """A recipe slug that is real (coordinated, hand-made) or a pseudo-slug (single-file exporter)."""
         try:
-            return self.resolver.one("recipes", "slug", base, field="base_recipe_slug")
+            return self.resolver.one("recipes", "slug", base, field=field)
         except RefError as err:
             if err.kind != "missing":
                 raise
-        return self.resolver.one("recipes", "pseudo", base, field="base_recipe_slug")
+            first = err
+        try:
+            return self.resolver.one("recipes", "pseudo", base, field=field)
+        except RefError as err:
+            if err.kind == "missing":
+                raise first from None
+            raise
 
     def _recipe_line(self, rec: Rec, recipe_id: str) -> None:
         r = rec.r

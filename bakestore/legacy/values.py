@@ -5,8 +5,8 @@ The upstream exporters wrote some values in ways that lose information or break 
 ``docs/legacy-import.md``; a value that fits no rule refuses its record instead of being guessed.
 
 * **Zero as null** — money and some quantities are tested for truthiness before export, so a
-  zero is written as ``null`` (or left out). For the columns listed in :data:`ZERO_AS_NULL` a
-  ``null``/missing value is read as ``0`` and the report counts how often that happened.
+  zero is written as ``null`` (or left out). Columns read with :meth:`RecordReader.money` (the
+  NOT NULL amounts) read a ``null``/missing value as ``0``, and the report counts how often.
 * **Decimal strings** — ``"12.9900"`` is read as the number 12.99 (JSON numbers are accepted too).
 * **Enums** — the export form is the lowercase value (``locked``), the upstream database stores
   the NAME (``LOCKED``); both are accepted, case-insensitively, and stored in bakestore's form.
@@ -26,12 +26,6 @@ import re
 from typing import Any, Callable, Iterable, Mapping
 
 from ..models.base import canonical_json, format_timestamp
-
-#: (entity-independent) column names whose zero the upstream exporters write as null (§1, §3.4).
-ZERO_AS_NULL: frozenset[str] = frozenset({
-    "unit_price", "package_price", "unit_cost", "cost_per_unit", "total_ingredient_cost",
-    "per_unit_cost", "quantity_depleted", "cost", "actual_cost", "batch_percentage",
-})
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DOUBLE_SUFFIX_RE = re.compile(r"^(.*[+-]\d{2}:?\d{2})[Zz]$")
@@ -280,6 +274,6 @@ class RecordReader:
 
 
 __all__ = [
-    "ZERO_AS_NULL", "RecordReader", "ValueProblem", "to_bool", "to_date", "to_enum", "to_int",
+    "RecordReader", "ValueProblem", "to_bool", "to_date", "to_enum", "to_int",
     "to_json_text", "to_real", "to_text_blob", "to_timestamp", "to_uuid",
 ]
