@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 DEMO_DB ?= .bakestore-demo/demo.db
 PORT   ?= 8001
 
-.PHONY: demo test test-fast bench browser-deps clean
+.PHONY: demo test test-fast bench golden browser-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test-fast: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/run_all.py
+
+# Regenerate the golden export of the demo dataset (tests/test_golden_export.py compares it).
+golden: $(VENV)/.installed
+	BAKESTORE_HOME=$$(mktemp -d) $(BIN)/python -c "from bakestore.demo import export_golden; export_golden('exports/demo')"
 
 clean:
 	rm -rf $(VENV) .bakestore-demo .pytest_cache .hypothesis

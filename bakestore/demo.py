@@ -11,9 +11,9 @@ row is stamped just after :data:`DEMO_START` (2026-10-01T09:00:00Z) and every ro
 by :data:`ROW_STEP_MS` milliseconds. Ids are ``uuid7(ms, rng)``, row versions come from a
 :class:`~bakestore.clock.HybridLogicalClock` of :data:`DEMO_DEVICE` reading that clock, and the
 Store that creates the file uses a constant wall clock, so even the seeds are the same every time.
-Building twice with the same ``scale`` and ``seed`` gives identical rows in every domain table
-(only the file's own ``db_id`` in ``_bakestore_meta`` differs: two files must never share an
-identity).
+Building twice with the same ``scale`` and ``seed`` gives identical rows in every domain table,
+and the same ``db_id`` (derived from seed and scale), so the export of a demo database is the same
+bytes every time: ``exports/demo/`` in the repository is that golden export.
 
 What ``scale`` means. ``scale`` is a linear multiplier: the dataset is ``scale`` "kitchens", each
 adding about :data:`ROWS_PER_SCALE` (5,260) rows — 200 leaf ingredients with ~300 products and their
@@ -40,6 +40,7 @@ import random
 import re
 import time
 import unicodedata
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -2029,6 +2030,8 @@ def build_demo(path: str | os.PathLike[str], *, scale: int = 1, seed: int = 42,
                         progress(table, count)
                 # Later edits of the demo must get versions above every generated one.
                 store.clock.observe(generator.high_water)
+                # The demo's identity is a function of what was generated, so its export is too.
+                store._meta_set("db_id", str(uuid.uuid5(uuid.NAMESPACE_URL, f"bakestore-demo:{seed}:{scale}")))
             store.db.execute("PRAGMA journal_mode = WAL")
             counts = {spec.name: store.count(spec.name) for spec in REGISTRY.domain_tables}
         finally:
@@ -2046,3 +2049,25 @@ def _remove_db_files(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
+
+
+def export_golden(target: str | os.PathLike[str], *, scale: int = 1, seed: int = 42) -> Path:
+    """Build the demo in a temporary folder and export it to ``target`` (replacing it).
+
+    ``exports/demo/`` in the repository is made by this (``make golden``) and a test rebuilds it
+    byte for byte, so any change to the generator, the schema or the export format shows up there.
+    """
+    import shutil
+    import tempfile
+
+    target = Path(target)
+    with tempfile.TemporaryDirectory() as tmp:
+        db_path = Path(tmp) / "demo.db"
+        build_demo(db_path, scale=scale, seed=seed)
+        with Store(db_path, device_id=DEMO_DEVICE, wall_clock=lambda: DEMO_START_MS) as store:
+            result = store.export(Path(tmp) / "out", name=target.name)
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(result.path, target)
+    return target
