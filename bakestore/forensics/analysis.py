@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .btree import PageView, WalkResult, walk_btree
-from .carve import Carver, Recovered, deduplicate, prefix_of, serial_templates
+from .carve import Carver, PrefixLookup, Recovered, deduplicate, serial_templates
 from .evidence import Evidence, collect, make_work_copy, verify_originals
 from .fileformat import (PARSE_ERRORS, SQLITE_MASTER, Header, TableSchema, decode_record, parse_create_table,
                          parse_header)
@@ -370,13 +370,12 @@ def carve_all(db: ParsedDatabase, schemas: list[TableSchema], *, schema_pass: bo
 
 def drop_live_prefixes(items: list[Recovered], db: ParsedDatabase) -> list[Recovered]:
     """A truncated record cannot be compared by its bytes; drop it if it may be a live row's start."""
-    out = []
-    for it in items:
-        if it.partial and it.table in db.tables:
-            if any(prefix_of(it.values, vals) for _, vals in db.tables[it.table].rows):
-                continue
-        out.append(it)
-    return out
+    partial_tables = {it.table for it in items if it.partial and it.table in db.tables}
+    live: PrefixLookup[bool] = PrefixLookup()
+    for name in partial_tables:
+        for _, vals in db.tables[name].rows:
+            live.add(name, vals, True)
+    return [it for it in items if not (it.partial and live.find(it.table, it.values))]
 
 
 def load(evidence: Evidence, *, decode_rows: bool = True) -> ParsedDatabase:
@@ -397,10 +396,17 @@ def analyze(path: str | Path, case_dir: str | Path, *, integrity: str = "full", 
     With ``write`` the case folder receives report.md, report.json and case.db.
     """
     from .findings import build_findings
-    from .report import Report, build_report, write_outputs
+    from .report import Report, attach_integrity, build_report, write_outputs
     from .timeline import build_timeline
 
     t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: list[float] = [t0]) -> None:
+        now = time.perf_counter()
+        timings[name] = round(now - since[0], 3)
+        since[0] = now
+
     evidence = collect(Path(path), Path(case_dir))
     integrity_out: dict[str, Any] = {}
     thread: threading.Thread | None = None
@@ -411,23 +417,33 @@ def analyze(path: str | Path, case_dir: str | Path, *, integrity: str = "full", 
         thread.start()
     else:
         integrity_out.update({"mode": "none", "ok": None, "messages": [], "row_counts": {}})
+    lap("copy_and_hash")
     db = load(evidence)
+    lap("parse")
     live = db.tables
     live_schemas = [lt.schema for lt in live.values()]
     master_items, _ = carve_all(db, [SQLITE_MASTER], schema_pass=True)
     dropped = dropped_schemas(master_items, live)
     items, facts = carve_all(db, [SQLITE_MASTER, *live_schemas, *dropped])
     recovered = deduplicate(drop_live_prefixes(items, db))
-    if thread is not None:
-        thread.join()
+    lap("carve")
     timeline = build_timeline(db, recovered)
     report: Report = build_report(evidence, db, facts, recovered, dropped, integrity_out, timeline)
+    lap("timeline_and_report")
+    if thread is not None:
+        thread.join()
+    lap("wait_for_integrity_check")
+    attach_integrity(report, integrity_out)
     report.file["originals_changed"] = verify_originals(evidence)
     report.file["evidence"] = [f.to_dict() for f in evidence.files.values()]
     report.findings = build_findings(report, db)
+    lap("verify_and_findings")
     report.meta["seconds"] = round(time.perf_counter() - t0, 3)
+    report.meta["timings"] = timings
     if write:
         write_outputs(report, Path(case_dir))
+        lap("write_outputs")  # after the files are written, so only in the returned report
+        report.meta["seconds"] = round(time.perf_counter() - t0, 3)
     return report
 
 

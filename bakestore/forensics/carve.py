@@ -15,7 +15,7 @@ import re
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar
 
 from .btree import (BTREE_TYPES, INTERIOR_TABLE, LEAF_TABLE, PageHeader, PageView, freeblocks, parse_page_header,
                     read_overflow, read_table_leaf_cell)
@@ -530,6 +530,8 @@ class Carver:
                 continue
             hit.region = region
             hit = self._cell_before(buf, hit, max(start, covered))
+            if hit.rowid is None and by_n is None and _informative(hit.values, hit.sts) < 2:
+                continue  # too little structure to tell a record from chance outside a freeblock
             if hit.region == "cell":
                 hit.region = region
                 hit.detail = (hit.detail + "; " if hit.detail else "") + "whole cell"
@@ -761,25 +763,73 @@ def deduplicate(items: list[Recovered]) -> list[Recovered]:
                 kept.append(it)
         out.extend(kept)
     # A truncated copy of a record that was also found whole is the same record.
-    whole: dict[str, list[Recovered]] = {}
+    whole: PrefixLookup[Recovered] = PrefixLookup()
     for it in out:
         if not it.partial:
-            whole.setdefault(it.table, []).append(it)
+            whole.add(it.table, it.values, it)
     merged: list[Recovered] = [it for it in out if not it.partial]
 
     def size(r: Recovered) -> int:
         return sum(len(v) for v in r.values if isinstance(v, (str, bytes)))
 
     for it in sorted((it for it in out if it.partial), key=size, reverse=True):
-        full = next((w for w in whole.get(it.table, ()) if prefix_of(it.values, w.values)
-                     and (it.rowid is None or w.rowid is None or it.rowid == w.rowid)), None)
+        full = whole.find(it.table, it.values,
+                          lambda w: it.rowid is None or w.rowid is None or it.rowid == w.rowid)
         if full is not None:
             full.also_found_in.append(it.where())
             continue
-        whole.setdefault(it.table, []).append(it)  # a longer partial absorbs shorter copies
+        whole.add(it.table, it.values, it)  # a longer partial absorbs shorter copies
         merged.append(it)
     merged.sort(key=lambda r: (r.table, r.rowid if r.rowid is not None else 1 << 62, r.source, r.page, r.offset))
     return merged
+
+
+T = TypeVar("T")
+
+
+class PrefixLookup(Generic[T]):
+    """Rows per table, searchable for "could this truncated record be the start of that row".
+
+    Indexed lazily on the first complete value of the probe, so testing thousands of partial
+    records against a large table stays fast.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[tuple[Sequence[Any], T]]] = {}
+        self.index: dict[tuple[str, int], dict[Any, list[tuple[Sequence[Any], T]]]] = {}
+
+    def add(self, table: str, values: Sequence[Any], payload: T) -> None:
+        entry = (values, payload)
+        self.rows.setdefault(table, []).append(entry)
+        for (t, i), idx in self.index.items():
+            if t == table and i < len(values):
+                idx.setdefault(_hashable(values[i]), []).append(entry)
+
+    def find(self, table: str, values: Sequence[Any], accept: Callable[[T], bool] | None = None) -> T | None:
+        rows = self.rows.get(table)
+        if not rows:
+            return None
+        present = [i for i, v in enumerate(values) if v is not None]
+        anchors = present[:-1]  # the last value present may be the one that was cut
+        candidates: list[tuple[Sequence[Any], T]] = rows
+        if anchors:
+            i = anchors[0]
+            idx = self.index.get((table, i))
+            if idx is None:
+                idx = {}
+                for entry in rows:
+                    if i < len(entry[0]):
+                        idx.setdefault(_hashable(entry[0][i]), []).append(entry)
+                self.index[(table, i)] = idx
+            candidates = idx.get(_hashable(values[i]), [])
+        for vals, payload in candidates:
+            if prefix_of(values, vals) and (accept is None or accept(payload)):
+                return payload
+        return None
+
+
+def _hashable(v: Any) -> Any:
+    return v if not isinstance(v, (list, dict, bytearray)) else repr(v)
 
 
 def prefix_of(partial: list[Any] | tuple[Any, ...], full: list[Any] | tuple[Any, ...]) -> bool:
@@ -795,5 +845,5 @@ def prefix_of(partial: list[Any] | tuple[Any, ...], full: list[Any] | tuple[Any,
     return True
 
 
-__all__ = ["Carver", "Recovered", "TableMatcher", "deduplicate", "decode_partial", "prefix_of",
+__all__ = ["Carver", "Recovered", "TableMatcher", "PrefixLookup", "deduplicate", "decode_partial", "prefix_of",
            "serial_templates", "SOURCES"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
+from sqlite_utils.utils import suggest_column_types
 
 from .report import jsonable
 
@@ -30,6 +31,25 @@ def _flat(prefix: str, value: Any, out: list[dict[str, Any]]) -> None:
         out.append({"key": prefix, "value": json.dumps(jsonable(value), ensure_ascii=False)})
     else:
         out.append({"key": prefix, "value": value if not isinstance(value, bytes) else value.hex()})
+
+
+def _bulk(db: sqlite_utils.Database, name: str, rows: list[dict[str, Any]], pk: str | None = None,
+          columns: dict[str, type] | None = None) -> None:
+    """Create ``name`` with sqlite-utils (types from the rows) and fill it in one executemany.
+
+    sqlite-utils' own insert builds SQL per chunk in Python, which dominates for the tens of
+    thousands of pages and recovered rows of a large case; the table it creates is the same.
+    """
+    if columns is None:
+        columns = suggest_column_types(rows) if rows else {}
+    if not columns:
+        return
+    db[name].create(columns, pk=pk, if_not_exists=True)
+    names = list(columns)
+    sql = "INSERT INTO [{}] ({}) VALUES ({})".format(name, ", ".join(f"[{c}]" for c in names),
+                                                    ", ".join("?" for _ in names))
+    with db.conn:
+        db.conn.executemany(sql, ([r.get(c) for c in names] for r in rows))
 
 
 def write_case_db(report: "Report", path: Path) -> None:
@@ -52,9 +72,9 @@ def write_case_db(report: "Report", path: Path) -> None:
         db["tables"].insert_all(
             [{**t, "columns": json.dumps(t["columns"]), "time_columns": json.dumps(t["time_columns"]),
               "references": json.dumps(t["references"])} for t in report.tables], pk="name", replace=True)
-        db["pages"].insert_all(report.page_list, pk="page", batch_size=5000)
-        if not report.page_list:
-            db["pages"].create({"page": int, "kind": str, "owner": str}, pk="page", if_not_exists=True)
+        _bulk(db, "pages", report.page_list, "page",
+              {"page": int, "kind": str, "owner": str, "free_bytes": int, "freeblocks": int, "zeroed": int,
+               "recovered": int, "in_wal": int, "error": str})
         db["freelist"].insert_all(
             [{"page": p["page"], "kind": p["kind"], "zeroed": p["zeroed"], "recovered": p["recovered"]}
              for p in report.page_list if p["kind"] in ("freelist_trunk", "freelist_leaf")], pk="page")
@@ -71,22 +91,25 @@ def write_case_db(report: "Report", path: Path) -> None:
         if records:
             db["journal_records"].insert_all(records)
         rows = []
+        width = max((len(r.values) for r in report.recovered), default=0)
         for i, r in enumerate(report.recovered, 1):
-            d = r.to_dict(report.columns.get(r.table))
             row = {"id": i, "table_name": r.table, "source": r.source, "page": r.page, "offset": r.offset,
-                   "row_id": r.rowid, "confidence": d["confidence"], "region": r.region, "frame": r.frame,
-                   "detail": r.detail, "rowid_live": r.rowid_live,
-                   "candidates": json.dumps(r.candidates), "also_found_in": json.dumps(jsonable(r.also_found_in)),
-                   "columns": json.dumps(d["columns"]),
+                   "row_id": r.rowid, "confidence": round(r.confidence, 3), "region": r.region, "frame": r.frame,
+                   "detail": r.detail, "rowid_live": int(r.rowid_live), "partial": int(r.partial),
+                   "candidates": json.dumps(r.candidates),
+                   "also_found_in": json.dumps(r.also_found_in) if r.also_found_in else "[]",
+                   "columns": json.dumps(report.columns.get(r.table)),
                    "values_json": json.dumps(jsonable(r.values), ensure_ascii=False)}
             for j, v in enumerate(r.values[:32]):
                 row[f"c{j}"] = v if isinstance(v, (int, float, str)) or v is None else json.dumps(jsonable(v))
             rows.append(row)
-        if rows:
-            db["recovered_rows"].insert_all(rows, pk="id", alter=True)
-        else:
-            db["recovered_rows"].create({"id": int, "table_name": str, "source": str, "page": int, "offset": int,
-                                         "row_id": int, "confidence": float, "values_json": str}, pk="id")
+        cols: dict[str, type] = {"id": int, "table_name": str, "source": str, "page": int, "offset": int,
+                                 "row_id": int, "confidence": float, "region": str, "frame": int, "detail": str,
+                                 "rowid_live": int, "partial": int, "candidates": str, "also_found_in": str,
+                                 "columns": str, "values_json": str}
+        for j in range(min(width, 32)):
+            cols[f"c{j}"] = str  # declared TEXT but holds each value as it was (SQLite keeps types)
+        _bulk(db, "recovered_rows", rows, "id", cols)
         tl_rows = []
         for c in report.timeline.get("columns", []):
             for state in ("live", "recovered"):

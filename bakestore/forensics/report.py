@@ -59,13 +59,31 @@ class Report:
             "meta": self.meta, "file": self.file, "header": self.header, "pages": self.pages,
             "integrity": self.integrity, "wal": self.wal, "journal": self.journal, "tables": self.tables,
             "timeline": self.timeline, "findings": self.findings,
-            "recovered": [r.to_dict(self.columns.get(r.table)) for r in self.recovered],
+            "recovered": [_item_dict(r, self.columns.get(r.table)) for r in self.recovered],
             "schema_history": self.schema_history, "errors": self.errors, "page_list": self.page_list,
         }
-        return jsonable(doc)
+        # Only row values can hold bytes or non-finite floats; everything else is plain already,
+        # so the C JSON encoder handles it without a slow recursive walk.
+        doc["findings"] = jsonable(self.findings)
+        return doc
 
-    def to_json(self, indent: int | None = 1) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+    def to_json(self, indent: int | None = None) -> str:
+        """report.json text. Indented for small reports; compact (fast) for large ones."""
+        if indent is None and len(self.recovered) + len(self.page_list) < 20000:
+            indent = 1
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, default=_json_default)
+
+
+def _item_dict(r: Recovered, columns: list[str] | None) -> dict[str, Any]:
+    d = r.to_dict(columns)
+    d["values"] = jsonable(d["values"])
+    return d
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$base64": base64.b64encode(bytes(value)).decode("ascii")}
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def jsonable(value: Any) -> Any:
@@ -205,14 +223,22 @@ def build_report(evidence: "Evidence", db: "ParsedDatabase", facts: dict[int, di
     file_info = {"path": evidence.db.original, "name": Path(evidence.db.original).name,
                  "size": evidence.db.size, "sha256": evidence.db.sha256_original,
                  "case_dir": str(evidence.case_dir), "collected_at": evidence.collected_at}
-    integrity = {k: v for k, v in integrity.items()}
-    mismatches = {t["name"]: (t["rows"], t["rows_sqlite"]) for t in tables
-                  if isinstance(t["rows_sqlite"], int) and t["rows_sqlite"] != t["rows"]}
-    integrity["reader_vs_sqlite_row_mismatches"] = mismatches
     meta = {"tool": TOOL_VERSION, "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return Report(file=file_info, header=header, pages=pages, integrity=integrity, wal=wal, journal=journal,
                   tables=tables, timeline=timeline, recovered=recovered, schema_history=schema_history,
                   errors=db.errors, page_list=page_list, columns=columns, meta=meta)
+
+
+def attach_integrity(report: Report, integrity: dict[str, Any]) -> None:
+    """Add SQLite's check of the second copy, and compare its row counts with our reader's."""
+    report.integrity = dict(integrity)
+    counts = integrity.get("row_counts", {})
+    for t in report.tables:
+        if not t["dropped"]:
+            t["rows_sqlite"] = counts.get(t["name"])
+    report.integrity["reader_vs_sqlite_row_mismatches"] = {
+        t["name"]: [t["rows"], t["rows_sqlite"]] for t in report.tables
+        if isinstance(t["rows_sqlite"], int) and t["rows_sqlite"] != t["rows"]}
 
 
 # --------------------------------------------------------------------------- rendering
