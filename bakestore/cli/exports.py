@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -36,7 +37,7 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[str, in
     def callback(table: str, done: int, total: int) -> None:
         bar = state.get("bar")
         if bar is None:
-            bar = click.progressbar(length=total, label=label, file=click.get_text_stream("stderr"),
+            bar = click.progressbar(length=total, label=label, file=sys.stderr,
                                     item_show_func=lambda item: item)
             bar.__enter__()
             state["bar"] = bar
