@@ -104,7 +104,8 @@ def detect(path: str | os.PathLike[str]) -> LegacyInput:
     data = read_json_bytes(raw, label)
     if not isinstance(data, dict):
         raise LegacyFormatError(f"{label}: the top level is {_type_name(data)}, not an object; {EXPECTED}")
-    if given.name == "manifest.json" or ("files" in data and "export_date" in data):
+    if isinstance(data.get("files"), list) or (given.name == "manifest.json"
+                                                and data.get("version") not in SINGLE_FILE_VERSIONS):
         return _manifest_input(given, raw, data, given.parent.name)
     if "entity_type" in data and "records" in data:
         raise LegacyFormatError(f"{label}: this is one entity file ({data.get('entity_type')!r}) of a coordinated "

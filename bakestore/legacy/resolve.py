@@ -246,8 +246,10 @@ class Resolver:
         for kind, func in funcs.items():
             try:
                 key = func(row)
-            except (KeyError, TypeError):
-                key = None
+                hash(key)
+            except (KeyError, TypeError, AttributeError):
+                # A raw (refused) record may hold anything; what cannot be a key is no key.
+                continue
             if key is not None:
                 yield kind, key
 

@@ -92,6 +92,8 @@ class Translator:
         self.rows: dict[str, dict[str, dict[str, Any]]] = {}
         #: Slugs that hand-made files give events (not a bakestore column), for ``event_slug``.
         self.event_slugs: dict[str, str] = {}
+        #: Recipe slugs taken (the file's own, and the store's in merge mode), for generated slugs.
+        self._recipe_slugs: set[str] = set()
         self.origin: dict[tuple[str, str], tuple[str, str]] = {}
         self._funcs = {spec.name: key_funcs(spec.name) for spec in REGISTRY.domain_tables}
 
@@ -629,7 +631,7 @@ class Translator:
         all their nested records counted as existing.
         """
         records = value if isinstance(value, list) else []
-        self._recipe_slugs: set[str] = {r["slug"] for r in records if isinstance(r, dict) and isinstance(r.get("slug"), str)}
+        self._recipe_slugs = {r["slug"] for r in records if isinstance(r, dict) and isinstance(r.get("slug"), str)}
         if self.merge:
             self._recipe_slugs.update(str(r["slug"]) for r in self.resolver.store_rows("recipes").values())
         bases: dict[int, str | None] = {}
