@@ -454,3 +454,18 @@ def test_mutated_files_are_imported_consistently_or_refused_never_crash(tmp_path
                         assert row[fk.column] is None or row[fk.column] in ids.get(fk.other_table, ()), (path, table)
             report = translation.report
             assert all(e.accounted == e.read for e in report.entities.values()), path
+
+
+def test_the_upstream_format_maps_name_only_registry_tables() -> None:
+    """The upstream key lists describe the upstream files; the tables they feed must be real ones."""
+    from bakestore.legacy.coordinated import FILES
+    from bakestore.legacy.single import ARRAYS
+    from bakestore.registry import REGISTRY
+
+    assert len(ARRAYS) == 31 and len(FILES) == 24
+    for _key, table in ARRAYS + FILES:
+        assert table in REGISTRY, table
+    manifest = json.loads((FOLDER / "manifest.json").read_text(encoding="utf-8"))
+    assert {e["entity_type"] for e in manifest["files"]} == {entity for entity, _ in FILES}
+    src = single()
+    assert [k for k in src if k not in ("version", "exported_at", "application")] == [k for k, _ in ARRAYS][:29]

@@ -25,14 +25,22 @@ from .resolve import RefError
 from .translate import Rec, Translator
 from .values import RecordReader, ValueProblem
 
-#: Entity files this reader knows, in the order it translates them (dependencies first).
-ENTITY_TYPES: tuple[str, ...] = (
-    "suppliers", "ingredients", "products", "recipes", "finished_units", "purchases", "inventory_items",
-    "material_categories", "material_subcategories", "materials", "material_products", "material_units",
-    "material_purchases", "material_inventory_items", "recipe_categories", "finished_goods", "compositions",
-    "events", "production_runs", "inventory_depletions", "recipe_snapshots", "finished_good_snapshots",
-    "material_unit_snapshots", "finished_unit_snapshots",
+#: Entity files this reader knows (formats page §3.4), each with the bakestore table it feeds.
+#: It describes the upstream folder, which never changes; a test checks the tables against the
+#: registry.
+FILES: tuple[tuple[str, str], ...] = (
+    ("suppliers", "suppliers"), ("ingredients", "ingredients"), ("products", "products"), ("recipes", "recipes"),
+    ("finished_units", "finished_units"), ("purchases", "purchases"), ("inventory_items", "inventory_items"),
+    ("material_categories", "material_categories"), ("material_subcategories", "material_subcategories"),
+    ("materials", "materials"), ("material_products", "material_products"), ("material_units", "material_units"),
+    ("material_purchases", "material_purchases"), ("material_inventory_items", "material_inventory_items"),
+    ("recipe_categories", "recipe_categories"), ("finished_goods", "finished_goods"),
+    ("compositions", "compositions"), ("events", "events"), ("production_runs", "production_runs"),
+    ("inventory_depletions", "inventory_depletions"), ("recipe_snapshots", "recipe_snapshots"),
+    ("finished_good_snapshots", "finished_good_snapshots"), ("material_unit_snapshots", "material_unit_snapshots"),
+    ("finished_unit_snapshots", "finished_unit_snapshots"),
 )
+ENTITY_TYPES: frozenset[str] = frozenset(entity for entity, _ in FILES)
 
 
 def load_verified(src: LegacyInput) -> tuple[dict[str, list[Any]], list[str]]:
@@ -351,4 +359,4 @@ class CoordinatedTranslator(Translator):
         }, uuid=r.uuid(), created=r.timestamp("created_at"), updated=r.timestamp("updated_at"))
 
 
-__all__ = ["ENTITY_TYPES", "CoordinatedTranslator", "load_verified"]
+__all__ = ["ENTITY_TYPES", "FILES", "CoordinatedTranslator", "load_verified"]

@@ -27,15 +27,27 @@ from .values import RecordReader, ValueProblem, to_int, to_real, to_timestamp
 
 HEADER_KEYS: tuple[str, ...] = ("version", "exported_at", "application")
 
-#: The 29 arrays the upstream exporter writes, in its order, then the two 4.2 spec-only arrays.
-ENTITY_KEYS: tuple[str, ...] = (
-    "suppliers", "ingredients", "products", "purchases", "inventory_items", "recipes", "finished_units",
-    "finished_goods", "compositions", "packages", "package_finished_goods", "recipients", "events",
-    "event_recipient_packages", "event_production_targets", "event_assembly_targets", "production_records",
-    "production_runs", "assembly_runs", "material_categories", "material_subcategories", "materials",
-    "material_products", "material_units", "recipe_categories", "event_recipes", "event_finished_goods",
-    "batch_decisions", "plan_amendments", "material_purchases", "material_inventory_items",
+#: The upstream format's arrays, in the exporter's order, each with the bakestore table it feeds
+#: (formats page §2.2; the last two are the 4.2 spec-only arrays, §2.6). This describes the
+#: *upstream* file, which never changes; bakestore's own tables always come from the registry
+#: (a test checks every table named here is a registry table).
+ARRAYS: tuple[tuple[str, str], ...] = (
+    ("suppliers", "suppliers"), ("ingredients", "ingredients"), ("products", "products"),
+    ("purchases", "purchases"), ("inventory_items", "inventory_items"), ("recipes", "recipes"),
+    ("finished_units", "finished_units"), ("finished_goods", "finished_goods"), ("compositions", "compositions"),
+    ("packages", "packages"), ("package_finished_goods", "package_finished_goods"), ("recipients", "recipients"),
+    ("events", "events"), ("event_recipient_packages", "event_recipient_packages"),
+    ("event_production_targets", "event_production_targets"), ("event_assembly_targets", "event_assembly_targets"),
+    ("production_records", "production_records"), ("production_runs", "production_runs"),
+    ("assembly_runs", "assembly_runs"), ("material_categories", "material_categories"),
+    ("material_subcategories", "material_subcategories"), ("materials", "materials"),
+    ("material_products", "material_products"), ("material_units", "material_units"),
+    ("recipe_categories", "recipe_categories"), ("event_recipes", "event_recipes"),
+    ("event_finished_goods", "event_finished_goods"), ("batch_decisions", "batch_decisions"),
+    ("plan_amendments", "plan_amendments"), ("material_purchases", "material_purchases"),
+    ("material_inventory_items", "material_inventory_items"),
 )
+ENTITY_KEYS: frozenset[str] = frozenset(key for key, _ in ARRAYS)
 
 PRODUCT_FIELDS = ("ingredient_slug", "product_brand", "product_name", "package_size", "package_unit")
 
@@ -46,7 +58,7 @@ class SingleFileTranslator(Translator):
     def translate(self) -> MemorySource:
         data = self.src.data
         self.report.extra_keys = [k for k in data if k not in HEADER_KEYS and k not in ENTITY_KEYS]
-        for key in ENTITY_KEYS:
+        for key, _table in ARRAYS:
             if key in data and data[key] is not None and not isinstance(data[key], list):
                 raise LegacyFormatError(f"{self.label}: '{key}' must be a list of records, got "
                                         f"{type(data[key]).__name__}")
@@ -598,4 +610,4 @@ class SingleFileTranslator(Translator):
         }, uuid=r.uuid(), created=r.timestamp("created_at"), updated=r.timestamp("updated_at"))
 
 
-__all__ = ["ENTITY_KEYS", "HEADER_KEYS", "SingleFileTranslator"]
+__all__ = ["ARRAYS", "ENTITY_KEYS", "HEADER_KEYS", "SingleFileTranslator"]
