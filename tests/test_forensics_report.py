@@ -120,15 +120,15 @@ def test_cli_command_text_json_and_errors(incident: tuple[Path, Any], tmp_path: 
     assert res.exit_code == 2
 
 
-def test_cli_default_case_folder_is_timestamped_in_cwd(incident: tuple[Path, Any], tmp_path: Path) -> None:
+def test_cli_default_case_folder_is_timestamped_in_cwd(incident: tuple[Path, Any], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     root, _ = incident
-    runner = CliRunner()
     db = (root / "db" / "bake_tracker.db").resolve()
-    with runner.isolated_filesystem(temp_dir=tmp_path):
-        res = runner.invoke(forensics, [str(db), "--integrity", "none"])
-        assert res.exit_code == 0, res.output
-        cases = list(Path.cwd().glob("bakestore-case-*"))
-        assert len(cases) == 1 and (cases[0] / "case.db").exists()
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(forensics, [str(db), "--integrity", "none"])
+    assert res.exit_code == 0, res.output
+    cases = list(tmp_path.glob("bakestore-case-*"))
+    assert len(cases) == 1 and (cases[0] / "case.db").exists()
 
 
 def test_compare_added_removed_changed(tmp_path: Path) -> None:

@@ -157,7 +157,8 @@ class TableMatcher:
         self.header_pattern = _byte_class(range(lo, hi + 1)) + b"".join(parts) if lo <= 0x7F else None
         # Serial types without the header-length byte (k = 0) or without it and the first type
         # (k = 1): what a freed cell whose first 4 bytes were overwritten still shows.
-        self.headless_patterns = [b"".join(parts[k:]) for k in (0, 1) if self.n - k >= 2]
+        # Two serial types alone match text far too often; three is the least worth scanning for.
+        self.headless_patterns = [b"".join(parts[k:]) for k in (0, 1) if self.n - k >= 3]
 
     def check(self, sts: list[int], first: int = 0) -> bool:
         """True if ``sts`` fit columns ``first..n-1`` of this table."""
@@ -657,8 +658,50 @@ class Carver:
         gap_start = header.ptr_end
         gap_end = min(header.content_start, usable)
         if gap_end > gap_start:
-            hits.extend(self.scan(image, gap_start, gap_end, "gap"))
+            found = self.scan(image, gap_start, gap_end, "gap")
+            taken = [(h.start, h.end) for h in found]
+            for h in self._absorbed_chain(image, gap_start, gap_end, page_table):
+                if not any(a <= h.start < b for a, b in taken):
+                    found.append(h)
+            hits.extend(found)
         return hits, facts
+
+    def _absorbed_chain(self, buf: bytes, gap_start: int, gap_end: int, only: str | None) -> list[_Hit]:
+        """Freed cells folded into the gap, walked down from the content start.
+
+        A cell freed at the start of the content area keeps a stale freeblock header and the
+        content start moves to its end, so the most recent such block ends exactly at the
+        content start and earlier ones sit contiguously below it. Each step needs a 2-byte
+        size field that reaches the block above (without passing the content start) and
+        records that tile the space exactly.
+        """
+        hits: list[_Hit] = []
+        end = gap_end
+        if buf.count(0, max(gap_start, end - 8), end) == min(8, end - gap_start):
+            return hits
+        while end - gap_start >= 6:
+            lo = max(gap_start, end - min(self.usable // 2, 2048))
+            found: list[_Hit] = []
+            for s in range(end - 6, lo - 1, -1):
+                # The stale size reaches at least to the block above (it may include it: a freed
+                # cell merges with the free block after it) but never past the content start.
+                size = buf[s + 2] << 8 | buf[s + 3]
+                if size < end - s or s + size > gap_end:
+                    continue
+                cand = self.carve_freeblock(buf, s, end - s, only, size_inference=False)
+                if (cand and cand[-1].end == end and all(h.region == "freeblock" and TRUNCATED not in h.detail
+                                                          for h in cand)
+                        and all(a.end == b.start for a, b in zip(cand, cand[1:]))):
+                    found = cand
+                    break
+            if not found:
+                break
+            for h in found:
+                h.region = "gap"
+                h.detail = (h.detail + "; " if h.detail else "") + "freed cell absorbed into the gap"
+            hits.extend(found)
+            end = found[0].start
+        return hits
 
     def _free_facts(self, image: bytes, header: PageHeader, facts: dict[str, Any]) -> list[tuple[int, int]]:
         try:
