@@ -178,13 +178,13 @@ class SingleFileTranslator(Translator):
             found.append(candidate)
         return found
 
-    def _described_product(self, record: Mapping[str, Any], r: RecordReader, *, brand_key: str,
-                           with_quantity: bool) -> tuple[list[str], str]:
+    def _described_product(self, r: RecordReader) -> tuple[list[str], str]:
+        """Products matching a purchase's or lot's written description; the key shown in messages."""
         ingredient = r.text("ingredient_slug", required=True)
         ingredient_id = self.resolver.one("ingredients", "slug", ingredient, field="ingredient_slug")
-        brand = r.text(brand_key, empty_as_null=True)
+        brand = r.text("product_brand")
         name, size, unit = r.text("product_name"), r.text("package_size"), r.text("package_unit")
-        quantity = r.real("package_unit_quantity") if with_quantity else None
+        quantity = r.real("package_unit_quantity")
         shown = f"{ingredient}:{brand}:{name or ''}:{size or ''}:{quantity if quantity is not None else ''}:{unit}"
         return self.match_products(ingredient_id, brand, name, size, unit, quantity), shown
 
@@ -223,7 +223,7 @@ class SingleFileTranslator(Translator):
             product_id = self.resolver.raw_one("products", raw_product, field="product_id")
             r.touch(*PRODUCT_FIELDS)
         else:
-            found, shown = self._described_product(rec.record, r, brand_key="product_brand", with_quantity=True)
+            found, shown = self._described_product(r)
             if len(found) > 1 and isinstance(raw_id, int):
                 sizes = self._sizes_from_lots(raw_id, found)
                 if len(sizes) == 1:
@@ -250,7 +250,7 @@ class SingleFileTranslator(Translator):
         for lot in self._lots_by_purchase.get(raw_purchase, []):
             reader = RecordReader(lot)
             try:
-                found, _ = self._described_product(lot, reader, brand_key="product_brand", with_quantity=True)
+                found, _ = self._described_product(reader)
             except (ValueProblem, RefError):
                 continue
             for product_id in found:
@@ -259,21 +259,27 @@ class SingleFileTranslator(Translator):
         return sizes
 
     def lot(self, rec: Rec) -> None:
+        """A lot: product by its six-field variant key, purchase by the raw ``purchase_id``."""
         r = rec.r
+        purchase_id = purchase_product = None
+        if r.raw("purchase_id") is not None:
+            purchase_id = self.resolver.raw_one("purchases", r.raw("purchase_id"), field="purchase_id")
+            purchase_product = (self.row("purchases", purchase_id) or {}).get("product_id")
         if r.has("product_slug"):
             product_id = self.product_by_key(rec, "product_slug")
         else:
-            found, shown = self._described_product(rec.record, r, brand_key="product_brand", with_quantity=True)
+            found, shown = self._described_product(r)
+            if len(found) > 1 and purchase_product in found:
+                # No package quantity written: the lot's own purchase says which size it is.
+                r.note("product", "package size taken from the lot's purchase")
+                found = [str(purchase_product)]
             if len(found) != 1:
                 kind = "missing" if not found else "ambiguous"
                 raise RefError(kind, "product", f"{'no' if not found else len(found)} product(s) match the lot's "
                                f"variant key {shown!r}", target="product variant keys", key=shown)
             product_id = found[0]
-        purchase_id = None
-        if r.raw("purchase_id") is not None:
-            purchase_id = self.resolver.raw_one("purchases", r.raw("purchase_id"), field="purchase_id")
-            purchase = self.row("purchases", purchase_id) or {}
-            if purchase.get("product_id") != product_id:
+        if purchase_id is not None:
+            if purchase_product != product_id:
                 raise RefError("conflict", "purchase_id", f"the lot is for another product than its purchase "
                                f"(id {r.raw('purchase_id')})")
         created, updated = self.timestamps(rec, dated=False)
