@@ -252,6 +252,7 @@ class SingleFileTranslator(Translator):
             try:
                 found, _ = self._described_product(reader)
             except (ValueProblem, RefError):
+                # This lot cannot tell the size; it is refused with its own reason when its turn comes.
                 continue
             for product_id in found:
                 if product_id in candidates and product_id not in sizes:

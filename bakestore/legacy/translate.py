@@ -269,7 +269,7 @@ class Translator:
             try:
                 key = funcs[kind](clean)
             except (KeyError, TypeError):
-                key = None
+                key = None  # the row lacks a column of this key: it cannot collide on it
             if key is None:
                 continue
             hits = self.resolver.file_matches(table, kind, key)
@@ -293,7 +293,7 @@ class Translator:
             try:
                 key = funcs[kind](values)
             except (KeyError, TypeError):
-                key = None
+                key = None  # the values lack a column of this key: no match on it
             if key is None:
                 continue
             for store_id in self.resolver.store_matches(table, kind, key):
