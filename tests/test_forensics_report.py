@@ -56,6 +56,7 @@ def test_incident_findings_in_plain_words(incident: tuple[Path, Any]) -> None:
     assert "All 7 rows of recipe_categories" in reseeded[0]["detail"]
     empty = {f["tables"][0] for f in report.findings if f["kind"] == "empty_table"}
     assert {"recipes", "products", "ingredients", "recipe_ingredients"} <= empty
+    assert set(wipe["data"]["with_evidence"]) == empty
     sd = kinds["secure_delete"]
     assert sd["data"]["setting"] == "OFF"
 
@@ -172,3 +173,22 @@ def test_render_text_mentions_every_section(incident: tuple[Path, Any]) -> None:
                     "## Recovered rows"):
         assert section in text
     assert "Secure delete:" in text
+
+
+def test_fresh_database_raises_no_alarm(tmp_path: Path) -> None:
+    """Empty tables alone are not a wipe: a new database has them too."""
+    path = tmp_path / "fresh.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE units (id INTEGER PRIMARY KEY, name TEXT NOT NULL, created_at TEXT);
+        CREATE TABLE recipes (id INTEGER PRIMARY KEY, unit_id INTEGER REFERENCES units(id), name TEXT);
+        CREATE TABLE products (id INTEGER PRIMARY KEY, unit_id INTEGER REFERENCES units(id), name TEXT);
+        CREATE TABLE events (id INTEGER PRIMARY KEY, name TEXT);
+    """)
+    conn.executemany("INSERT INTO units (name, created_at) VALUES (?, '2026-02-07 22:37:25')", [("g",), ("ml",)])
+    conn.commit()
+    conn.close()
+    report = analyze(path, tmp_path / "case")
+    kinds = {f["kind"] for f in report.findings}
+    assert not kinds & {"wipe_fingerprint", "empty_table", "reseeded", "recovered_rows", "free_pages"}
+    assert report.pages["secure_delete"]["verdict"] in ("no deleted space", "deleted content may be recoverable")

@@ -155,10 +155,6 @@ class TableMatcher:
                 parts.append(_ANY)
         lo, hi = self.n + 1, min(0x7F, 3 * self.n + 1)
         self.header_pattern = _byte_class(range(lo, hi + 1)) + b"".join(parts) if lo <= 0x7F else None
-        # Serial types without the header-length byte (k = 0) or without it and the first type
-        # (k = 1): what a freed cell whose first 4 bytes were overwritten still shows.
-        # Two serial types alone match text far too often; three is the least worth scanning for.
-        self.headless_patterns = [b"".join(parts[k:]) for k in (0, 1) if self.n - k >= 3]
 
     def check(self, sts: list[int], first: int = 0) -> bool:
         """True if ``sts`` fit columns ``first..n-1`` of this table."""
@@ -240,6 +236,7 @@ class _Hit:
     confidence: float
     region: str
     detail: str = ""
+    key: int | None = None  # hash of the record bytes when the header is the original one
 
 
 class Carver:
@@ -266,9 +263,6 @@ class Carver:
         patterns = [b"(?P<t%d>%s)" % (i, m.header_pattern) for i, m in enumerate(self.matchers)
                     if m.header_pattern is not None and not m.weak]
         self.scan_re = re.compile(b"(?=" + b"|".join(patterns) + b")", re.S) if patterns else None
-        headless = sorted({p for m in self.matchers if not m.weak for p in m.headless_patterns}, key=len, reverse=True)
-        self.headless_re = re.compile(b"(?=" + b"|".join(b"(?:%s)" % p for p in headless) + b")", re.S) \
-            if headless else None
         self.max_n = max((m.n for m in self.matchers), default=0)
         self._restricted: dict[str, dict[int, list[TableMatcher]]] = {}
 
@@ -392,7 +386,8 @@ class Carver:
         if got is None:
             return None
         body, values, end, detail = got
-        return _Hit(sts, body, values, [m.name for m in matchers], p, end, None, 0.85, "record", detail)
+        key = hash(buf[p:end_h] + body) if hlen < 0x80 else None
+        return _Hit(sts, body, values, [m.name for m in matchers], p, end, None, 0.85, "record", detail, key)
 
     def _cell_before(self, buf: bytes, hit: _Hit, lo: int) -> _Hit:
         """Upgrade a record hit to a full cell when a payload size and rowid precede it consistently."""
@@ -538,48 +533,6 @@ class Carver:
                 hit.detail = (hit.detail + "; " if hit.detail else "") + "whole cell"
             hits.append(hit)
             covered = hit.end
-        if region == "gap":
-            hits.extend(self._stale_freeblocks(buf, start, end, [(h.start, h.end) for h in hits]))
-        return hits
-
-    def _stale_freeblocks(self, buf: bytes, start: int, end: int, taken: list[tuple[int, int]]) -> list[_Hit]:
-        """Freed cells that the content area later absorbed into the gap.
-
-        SQLite first turns a freed cell into a freeblock (overwriting its first 4 bytes with the
-        next-pointer and size) and may later fold it into the unallocated gap, so the gap holds
-        headless records whose stale size field still spans exactly the old cell. A serial-type
-        run found by pattern is only accepted when that size field frames a whole record.
-        """
-        if self.headless_re is None:
-            return []
-        hits: list[_Hit] = []
-        covered = start
-        for m in self.headless_re.finditer(buf, start + 4, end):
-            q = m.start()
-            if q < covered:
-                continue
-            for s in (q - 4, q - 5):
-                if s < max(start, covered) or any(a <= s < b for a, b in taken):
-                    continue
-                size = struct.unpack_from(">H", buf, s + 2)[0]
-                if size < 6 or s + size > end:
-                    continue
-                # No size inference here: the size field is the evidence being checked.
-                found = self.carve_freeblock(buf, s, size, size_inference=False)
-                # Accept only whole records that tile the stale freeblock exactly: the size
-                # field then confirms the reading (a chance match inside text would not).
-                if found and (any(h.region != "freeblock" or TRUNCATED in h.detail
-                                  or _informative(h.values, h.sts) < 2 for h in found)
-                              or found[-1].end != s + size
-                              or any(a.end != b.start for a, b in zip(found, found[1:]))):
-                    found = []
-                if found:
-                    for h in found:
-                        h.region = "gap"
-                        h.detail = (h.detail + "; " if h.detail else "") + "freed cell absorbed into the gap"
-                    hits.extend(found)
-                    covered = s + size
-                    break
         return hits
 
     def carve_freeblock(self, buf: bytes, off: int, size: int, only: str | None = None,
@@ -743,8 +696,10 @@ class Carver:
         if not self._plausible(values, sts):
             return None
         conf = 0.97 if detail != TRUNCATED else 0.8
+        # The cell's own header is the one SQLite wrote, so its bytes are the canonical record.
+        key = hash(payload) if not cell.overflow else hash(bytes(payload[:hlen]) + body)
         return _Hit(sts, body, values, [m.name for m in matchers], cell.offset, cell.end,
-                    cell.rowid, conf, "cell", detail)
+                    cell.rowid, conf, "cell", detail, key)
 
     # ---------------------------------------------------------------- to recovered items
 
@@ -754,7 +709,7 @@ class Carver:
         votes = Counter(h.tables[0] for h in hits if len(h.tables) == 1)
         out: list[Recovered] = []
         for h in hits:
-            key = hash(canonical_record(h.sts, h.body))
+            key = h.key if h.key is not None else hash(canonical_record(h.sts, h.body))
             if key in self.live_keys:
                 continue
             tables = h.tables

@@ -73,38 +73,41 @@ def build_findings(report: "Report", db: "ParsedDatabase") -> list[dict[str, Any
                             f"Recovered per table: {top}. By source: {srcs}.", sorted(by_table),
                             by_table=by_table, by_source=by_source))
 
-    # The incident fingerprint: tables empty while the tables they belong with are full.
+    # The incident fingerprint: tables empty while the tables they belong with are full. A fresh
+    # database also has empty tables, so this needs evidence that rows existed: recovered rows,
+    # an AUTOINCREMENT high-water mark, or free pages.
     rel = _related(db)
     empty = [n for n, t in user_tables.items() if t["rows"] == 0]
     full = [n for n, t in user_tables.items() if t["rows"] > 0]
-    fingerprint: list[str] = []
+    with_evidence: list[str] = []
     for name in empty:
-        full_neighbours = sorted(o for o in rel.get(name, ()) if o in user_tables and user_tables[o]["rows"] > 0)
         t = user_tables[name]
         evidence_bits = []
         if t["sqlite_sequence"]:
             evidence_bits.append(f"sqlite_sequence says it once reached id {t['sqlite_sequence']}")
         if t["recovered"]:
             evidence_bits.append(f"{t['recovered']} of its deleted rows were recovered")
-        if full_neighbours or evidence_bits:
-            fingerprint.append(name)
-            why = []
-            if full_neighbours:
-                why.append("related tables have rows: " + ", ".join(
-                    f"{o} ({user_tables[o]['rows']})" for o in full_neighbours[:6]))
-            out.append(_finding(
-                "empty_table", "alert" if evidence_bits else "warning", f"{name} is empty",
-                f"{name} has 0 rows while " + "; ".join(why + evidence_bits) + ".", [name],
-                related_full=full_neighbours, sqlite_sequence=t["sqlite_sequence"], recovered=t["recovered"]))
-    if len(empty) >= 3 and full:
+        if not evidence_bits:
+            continue
+        with_evidence.append(name)
+        full_neighbours = sorted(o for o in rel.get(name, ()) if o in user_tables and user_tables[o]["rows"] > 0)
+        why = []
+        if full_neighbours:
+            why.append("related tables still have rows: " + ", ".join(
+                f"{o} ({user_tables[o]['rows']})" for o in full_neighbours[:6]))
         out.append(_finding(
-            "wipe_fingerprint", "alert",
+            "empty_table", "alert", f"{name} is empty but held rows",
+            f"{name} has 0 rows, yet " + "; ".join(evidence_bits + why) + ".", [name],
+            related_full=full_neighbours, sqlite_sequence=t["sqlite_sequence"], recovered=t["recovered"]))
+    if len(empty) >= 3 and full and (with_evidence or free):
+        out.append(_finding(
+            "wipe_fingerprint", "alert" if with_evidence else "warning",
             f"{len(empty)} tables empty while {len(full)} hold data",
             f"Empty: {', '.join(sorted(empty)[:15])}{'…' if len(empty) > 15 else ''}. With data: "
             + ", ".join(f"{n} ({user_tables[n]['rows']})" for n in sorted(full)[:15])
-            + ". A partial wipe (a bulk DELETE over a hand-kept list of tables) leaves exactly this pattern; "
-              f"{free} free pages show the deleted rows' space.", sorted(empty),
-            empty=sorted(empty), full=sorted(full)))
+            + f". {len(with_evidence)} of the empty tables demonstrably held rows and {free} pages are free. "
+              "A partial wipe (a bulk DELETE over a hand-kept list of tables) leaves exactly this pattern.",
+            sorted(empty), empty=sorted(empty), full=sorted(full), with_evidence=sorted(with_evidence)))
 
     # Re-seeded after a wipe: every row of a table is in a later time cluster than related tables.
     tl = report.timeline

@@ -205,8 +205,11 @@ def build_report(evidence: "Evidence", db: "ParsedDatabase", facts: dict[int, di
             "sqlite_sequence": db.sequence.get(name), "recovered": rec_counts.get(name, 0),
             "time_columns": time_cols.get(name, []), "references": sorted(lt.schema.related),
             "dropped": False, "errors": lt.errors, "sql": lt.schema.sql})
+    known = _registry_groups()
+    for t in tables:
+        t["bakestore_group"] = known.get(t["name"])
     for ts in dropped:
-        tables.append({"name": ts.name, "rows": 0, "rows_sqlite": None, "pages": 0, "columns": ts.column_names,
+        tables.append({"name": ts.name, "bakestore_group": known.get(ts.name), "rows": 0, "rows_sqlite": None, "pages": 0, "columns": ts.column_names,
                        "rowid_alias": ts.column_names[ts.rowid_alias] if ts.rowid_alias is not None else None,
                        "without_rowid": ts.without_rowid, "min_rowid": None, "max_rowid": None,
                        "sqlite_sequence": None, "recovered": rec_counts.get(ts.name, 0), "time_columns": [],
@@ -227,6 +230,22 @@ def build_report(evidence: "Evidence", db: "ParsedDatabase", facts: dict[int, di
     return Report(file=file_info, header=header, pages=pages, integrity=integrity, wal=wal, journal=journal,
                   tables=tables, timeline=timeline, recovered=recovered, schema_history=schema_history,
                   errors=db.errors, page_list=page_list, columns=columns, meta=meta)
+
+
+def _registry_groups() -> dict[str, str]:
+    """bakestore's own table names and groups, when the registry is importable.
+
+    Purely a label for the report: attribution never depends on it (the file's own schema
+    decides), so any other SQLite file, or a build without the registry, loses nothing.
+    """
+    try:
+        from ..registry import REGISTRY
+    except (ImportError, AttributeError):
+        return {}
+    try:
+        return {spec.name: spec.group for spec in REGISTRY}
+    except (AttributeError, TypeError):
+        return {}
 
 
 def attach_integrity(report: Report, integrity: dict[str, Any]) -> None:
