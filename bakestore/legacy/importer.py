@@ -15,7 +15,6 @@ is the refusal rules that belong to the upstream formats:
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import os
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import audit
 from ..clock import HybridLogicalClock
-from ..errors import BakestoreError, ConfigurationError, LegacyFormatError, RestoreError
+from ..errors import BakestoreError, ConfigurationError, LegacyFormatError
 from ..models.base import format_timestamp
 from ..sources import MemorySource
 from .coordinated import CoordinatedTranslator
@@ -32,6 +31,7 @@ from .report import ImportReport
 from .single import SingleFileTranslator
 
 if TYPE_CHECKING:
+    from ..restore import RestoreResult
     from ..store import Store
 
 #: The ``operation`` name of legacy imports in the audit log.
@@ -115,28 +115,15 @@ def prepare(store: "Store", path: str | os.PathLike[str], *, merge: bool = False
         raise
 
 
-def _pipeline(store: "Store", merge: bool) -> Callable[..., Any]:
-    """``Store.restore`` / ``Store.merge`` (or the module functions of ``bakestore.restore``)."""
-    name = "merge" if merge else "restore"
-    method = getattr(store, name, None)
-    if callable(method):
-        return method
-    try:
-        from .. import restore as pipeline
-    except ImportError as exc:
-        raise RestoreError(f"the restore pipeline is not available in this build ({exc})") from exc
-    return functools.partial(getattr(pipeline, name), store)
-
-
 def apply(store: "Store", translation: LegacyTranslation, *, dry_run: bool = False, allow_shrink: bool = False,
-          yes: bool = True, confirm: Callable[[ImportReport, Any], bool] | None = None,
-          progress: Callable[..., Any] | None = None) -> Any:
+          yes: bool = True, confirm: "Callable[[ImportReport, RestoreResult], bool] | None" = None,
+          progress: Callable[..., Any] | None = None) -> "RestoreResult":
     """Run a translation through the restore (or merge) pipeline; returns its ``RestoreResult``.
 
     With ``yes=False`` the pipeline first runs as a dry run; the change is applied only when
     ``confirm(report, dry_run_result)`` returns true (no ``confirm`` → only the dry run happens).
     """
-    run = _pipeline(store, translation.merge)
+    run = store.merge if translation.merge else store.restore
     details = {"legacy_import": translation.report.as_dict()}
     kwargs = dict(allow_shrink=allow_shrink, progress=progress, operation=OPERATION, audit_details=details)
     if dry_run or not yes:
@@ -148,8 +135,8 @@ def apply(store: "Store", translation: LegacyTranslation, *, dry_run: bool = Fal
 
 def import_legacy(store: "Store", path: str | os.PathLike[str], *, dry_run: bool = False, merge: bool = False,
                   skip_invalid: bool = False, yes: bool = True, allow_shrink: bool = False,
-                  confirm: Callable[[ImportReport, Any], bool] | None = None,
-                  progress: Callable[..., Any] | None = None) -> tuple[ImportReport, Any]:
+                  confirm: "Callable[[ImportReport, RestoreResult], bool] | None" = None,
+                  progress: Callable[..., Any] | None = None) -> tuple[ImportReport, "RestoreResult"]:
     """Import an upstream BakeTracker file or backup folder into ``store``.
 
     Restore mode (default) replaces the store's contents with the file's; ``merge`` adds the
