@@ -52,3 +52,8 @@ def db_fingerprint(path: Path) -> dict[str, str | None]:
         p = Path(str(path) + suffix)
         out[suffix or "db"] = file_sha256(p) if p.exists() else None
     return out
+
+
+#: The read-only shared folder that sits beside the repository (on developer machines and in CI).
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+LEGACY_SAMPLES = SHARED / "data" / "legacy"

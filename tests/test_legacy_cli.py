@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from bakestore import Store
 from bakestore.cli import main
 
-LEGACY = Path("/work/shared/data/legacy")
+from .conftest import LEGACY_SAMPLES as LEGACY  # noqa: E402
 SINGLE = LEGACY / "sample_single_v4.json"
 MINIMAL = LEGACY / "sample_data_min.json"
 

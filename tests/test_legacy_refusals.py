@@ -21,7 +21,7 @@ from bakestore.audit import read as read_audit
 from bakestore.errors import BakestoreError
 from bakestore.legacy import import_legacy
 
-LEGACY = Path("/work/shared/data/legacy")
+from .conftest import LEGACY_SAMPLES as LEGACY  # noqa: E402
 SINGLE = LEGACY / "sample_single_v4.json"
 FOLDER = LEGACY / "sample_coordinated_backup"
 MINIMAL = LEGACY / "sample_data_min.json"

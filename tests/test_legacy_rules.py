@@ -30,7 +30,7 @@ from bakestore.legacy.values import (
     to_uuid,
 )
 
-LEGACY = Path("/work/shared/data/legacy")
+from .conftest import LEGACY_SAMPLES as LEGACY  # noqa: E402
 SINGLE = LEGACY / "sample_single_v4.json"
 FOLDER = LEGACY / "sample_coordinated_backup"
 DEVICE = "4" * 32

@@ -15,7 +15,7 @@ import pytest
 from bakestore import LegacyFormatError, Store
 from bakestore.legacy import import_legacy
 
-LEGACY = Path("/work/shared/data/legacy")
+from .conftest import LEGACY_SAMPLES as LEGACY  # noqa: E402
 SINGLE = LEGACY / "sample_single_v4.json"
 FOLDER = LEGACY / "sample_coordinated_backup"
 MINIMAL = LEGACY / "sample_data_min.json"
