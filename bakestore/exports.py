@@ -35,6 +35,7 @@ from .errors import ExportError, SourceError
 from .models.base import format_timestamp
 from .registry import REGISTRY, Registry, TableSpec
 from .schema import SCHEMA_VERSION
+from .sqlite import sqlite3
 
 FORMAT_NAME = "bakestore-export"
 FORMAT_VERSION = 1
@@ -42,6 +43,8 @@ MANIFEST = "manifest.json"
 #: A line longer than this is refused on read: no bakestore row comes near it, and reading an
 #: unbounded line could exhaust memory on a damaged or hostile file.
 MAX_LINE_BYTES = 16 * 1024 * 1024
+#: A manifest larger than this is refused unread (a real one is about 12 kB).
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.ndjson$")
 
 Progress = Callable[[str, int, int], None]
@@ -68,24 +71,73 @@ def encode_row(columns: tuple[str, ...], values: tuple[Any, ...]) -> str:
                           ensure_ascii=False, allow_nan=False)
 
 
-def _decode_special(value: Any) -> Any:
-    if isinstance(value, dict) and len(value) == 1:
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (non-finite numbers are written as {{\"$float\": ...}})")
+
+
+#: Strict JSON: ``NaN``/``Infinity`` tokens (which Python's json accepts by default) are refused.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_scan = _DECODER.scan_once
+
+
+def _decode_special(key: str, value: dict[str, Any]) -> Any:
+    if len(value) == 1:
         if "$float" in value:
-            return float(value["$float"].replace("Infinity", "inf"))
+            text = value["$float"]
+            if text not in ("NaN", "Infinity", "-Infinity"):
+                raise ValueError(f"field {key!r}: bad $float value {text!r}")
+            if text == "NaN":
+                # SQLite would store NaN as NULL: refusing it is the only lossless choice.
+                raise ValueError(f"field {key!r}: NaN cannot be stored (SQLite turns it into NULL)")
+            return float(text.replace("Infinity", "inf"))
         if "$base64" in value:
-            return base64.b64decode(value["$base64"], validate=True)
-    return value
+            try:
+                return base64.b64decode(value["$base64"], validate=True)
+            except (ValueError, TypeError):
+                raise ValueError(f"field {key!r}: bad $base64 value") from None
+    raise ValueError(f"field {key!r}: an object is not a column value")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in row:
+            raise ValueError(f"field {key!r} appears twice")
+        row[key] = value
+    return row
+
+
+_STRICT_PAIRS = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
 
 
 def decode_row(line: str) -> dict[str, Any]:
-    row = json.loads(line)
-    if not isinstance(row, dict):
+    """Parse one NDJSON line into a row; raises ValueError naming the problem.
+
+    Refused: anything but one JSON object, ``NaN``/``Infinity`` tokens, a key given twice,
+    list values and nested objects other than the ``$float``/``$base64`` encodings.
+    """
+    text = line[:-1] if line.endswith("\n") else line
+    try:
+        row, end = _scan(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):
+        row = _DECODER.decode(text)  # surrounding whitespace is fine; anything else raises here
+    if type(row) is not dict:
         raise ValueError(f"expected an object, got {type(row).__name__}")
-    for key, value in row.items():
-        if isinstance(value, dict):
-            row[key] = _decode_special(value)
-        elif isinstance(value, list):
-            raise ValueError(f"field {key!r}: a list is not a column value")
+    # A duplicate key would silently keep the last value. Each key ends in an unescaped `":`
+    # (inside strings every quote is escaped), so fewer such marks than keys is impossible and
+    # more means a duplicate (or a nested object): then re-parse strictly to find out.
+    if text.count('":') - text.count('\\":') != len(row):
+        row = _STRICT_PAIRS.decode(text)
+    # Nested containers can only appear where the raw text has a bracket or a second brace.
+    if "[" in text or text.find("{", 1) != -1:
+        for key, value in row.items():
+            kind = type(value)
+            if kind is dict:
+                row[key] = _decode_special(key, value)
+            elif kind is list:
+                raise ValueError(f"field {key!r}: a list is not a column value")
     return row
 
 
@@ -159,11 +211,15 @@ def export_database(db: Any, target: Path, *, db_id: str, registry: Registry = R
     final = target / name if name else target
     if final.exists():
         raise ExportError(f"{final}: already exists; an export never overwrites another")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_folders(final.parent)
+        tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    except OSError as exc:
+        raise ExportError(f"export to {final} failed: {exc.strerror or exc}; nothing was written") from None
     specs = registry.exported_tables
     entries: list[dict[str, Any]] = []
     try:
@@ -210,10 +266,44 @@ def export_database(db: Any, target: Path, *, db_id: str, registry: Registry = R
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ExportError(f"export to {final} failed: {exc.strerror or exc}; nothing was written") from None
+    except sqlite3.Error as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ExportError(f"export to {final} failed while reading the database: {exc}; "
+                          "nothing was written") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ExportResult(final, manifest)
+
+
+_TEMP_FOLDER = re.compile(r"^\..+\.tmp-(\d+)$")
+
+
+def remove_stale_temp_folders(folder: Path) -> list[Path]:
+    """Remove ``.<name>.tmp-<pid>`` folders left by exports whose process no longer exists.
+
+    A killed export leaves its temporary folder behind (no manifest, a hidden name, so it never
+    looks complete); the next export in the same folder sweeps it. Folders of live processes
+    (another export running now) are left alone.
+    """
+    removed: list[Path] = []
+    for path in Path(folder).iterdir():
+        match = _TEMP_FOLDER.match(path.name)
+        if not match or not path.is_dir() or path.is_symlink() or (path / MANIFEST).exists():
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # that process is alive: its export may be running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def export_name(now: _dt.datetime | None = None) -> str:
@@ -238,6 +328,7 @@ class ExportFolderSource:
         self.db_id: str | None = None
         self._entries: dict[str, dict[str, Any]] = {}
         self._sha: str | None = None
+        self._identity: dict[str, tuple[int, int, int, int]] = {}
 
     # -- checks, each one naming the file
 
@@ -254,9 +345,10 @@ class ExportFolderSource:
             raise self._fail(f"{MANIFEST} is a symlink; refusing to follow it")
         if not manifest_path.is_file():
             raise self._fail(f"{MANIFEST} is missing (an incomplete export has no manifest)")
+        size = manifest_path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise self._fail(f"{MANIFEST} is too large to be a manifest ({size} bytes)")
         raw = manifest_path.read_bytes()
-        if len(raw) > MAX_LINE_BYTES:
-            raise self._fail(f"{MANIFEST} is too large to be a manifest ({len(raw)} bytes)")
         try:
             manifest = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
@@ -312,7 +404,9 @@ class ExportFolderSource:
     def verify(self, progress: Progress | None = None) -> None:
         """Manifest well-formed, every file present, a regular file, sha256 and row counts match."""
         self._load_manifest()
-        for index, spec in enumerate(self.registry.exported_tables):
+        self._identity = {}
+        specs = self.registry.exported_tables
+        for index, spec in enumerate(specs):
             entry = self._entries[spec.name]
             file_path = self.path / entry["file"]
             if file_path.is_symlink():
@@ -321,16 +415,22 @@ class ExportFolderSource:
                 raise self._fail(f"{entry['file']} is missing")
             digest = hashlib.sha256()
             lines = 0
+            last = b"\n"
             with open(file_path, "rb") as handle:
+                info = os.fstat(handle.fileno())
                 while chunk := handle.read(1 << 20):
                     digest.update(chunk)
                     lines += chunk.count(b"\n")
+                    last = chunk[-1:]
             if digest.hexdigest() != entry["sha256"]:
                 raise self._fail(f"{entry['file']}: sha256 does not match the manifest (file changed or truncated)")
+            if last != b"\n":
+                raise self._fail(f"{entry['file']}: line {lines + 1}: no newline at the end of the file (truncated?)")
             if lines != entry["rows"]:
                 raise self._fail(f"{entry['file']}: {lines} rows but the manifest says {entry['rows']}")
+            self._identity[spec.name] = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
             if progress:
-                progress(spec.name, index + 1, len(self.registry.exported_tables))
+                progress(spec.name, index + 1, len(specs))
 
     def checksum(self) -> str | None:
         return self._sha
@@ -342,25 +442,40 @@ class ExportFolderSource:
         return {name: entry["rows"] for name, entry in self._entries.items()}
 
     def iter_rows(self, table: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(``file:line``, row) pairs of a verified table file, streamed line by line.
+
+        A line longer than :data:`MAX_LINE_BYTES` is refused before it is read whole, and a file
+        that was replaced or modified since :meth:`verify` hashed it is refused too.
+        """
         entry = self._entries.get(table)
         if entry is None:
             return
         file_name = entry["file"]
+        limit = MAX_LINE_BYTES
         with open(self.path / file_name, "rb") as handle:
-            for lineno, raw in enumerate(handle, 1):
-                where = f"{file_name}:{lineno}"
-                if len(raw) > MAX_LINE_BYTES:
-                    raise SourceError(f"{self.path}: {where}: line longer than {MAX_LINE_BYTES} bytes")
+            info = os.fstat(handle.fileno())
+            expected = self._identity.get(table)
+            if expected is not None and expected != (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns):
+                raise SourceError(f"{self.path}: {file_name}: changed after it was verified; refusing it")
+            readline = handle.readline
+            lineno = 0
+            while raw := readline(limit + 1):
+                lineno += 1
+                if len(raw) > limit:
+                    raise SourceError(f"{self.path}: {file_name}:{lineno}: line longer than {limit} bytes")
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    raise SourceError(f"{self.path}: {where}: not UTF-8 (byte {exc.start})") from None
+                    raise SourceError(f"{self.path}: {file_name}:{lineno}: not UTF-8 (byte {exc.start})") from None
                 try:
                     row = decode_row(text)
-                except (ValueError, json.JSONDecodeError) as exc:
+                except ValueError as exc:  # json.JSONDecodeError is a ValueError
                     message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-                    raise SourceError(f"{self.path}: {where}: invalid row: {message}") from None
-                yield where, row
+                    raise SourceError(f"{self.path}: {file_name}:{lineno}: invalid row: {message}") from None
+                yield f"{file_name}:{lineno}", row
+
+
+_EXPORT_NAME = re.compile(r"^bakestore-export-(\d{8})T\d{9}Z$")
 
 
 def list_exports(folder: Path) -> list[Path]:
@@ -369,21 +484,23 @@ def list_exports(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file())
+                  if p.is_dir() and not p.is_symlink() and not p.name.startswith(".") and (p / MANIFEST).is_file())
 
 
 def prune_exports(folder: Path, *, keep_last: int = 10, keep_daily: int = 30) -> list[Path]:
-    """Retention: keep the newest ``keep_last`` exports and the newest one of each of the last
-    ``keep_daily`` days; never delete the newest export. Returns the folders removed."""
-    exports = list_exports(folder)
+    """Retention: keep the newest ``keep_last`` exports and the newest export of each of the last
+    ``keep_daily`` days that have exports (restic's ``--keep-daily`` rule); never delete the newest
+    export. Only folders named by :func:`export_name` are candidates: anything else in the folder
+    (a hand-named export, a user's own files) is never deleted. Returns the folders removed."""
+    exports = [p for p in list_exports(folder) if _EXPORT_NAME.match(p.name)]
     if not exports:
         return []
     keep: set[Path] = set(exports[-max(keep_last, 1):])
     by_day: dict[str, Path] = {}
     for path in exports:
-        match = re.search(r"(\d{8})T", path.name)
-        if match:
-            by_day[match.group(1)] = path  # later names overwrite: newest of the day
+        match = _EXPORT_NAME.match(path.name)
+        assert match is not None
+        by_day[match.group(1)] = path  # sorted by name = by time: the last one is the day's newest
     for day in sorted(by_day)[-keep_daily:] if keep_daily > 0 else []:
         keep.add(by_day[day])
     removed = [p for p in exports if p not in keep]

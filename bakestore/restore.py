@@ -9,11 +9,19 @@
   in Python and then checked by SQLite itself (STRICT tables, CHECK rules for every format and
   range, UNIQUE keys, ``foreign_key_check``), so a million rows validate at C speed. When a row
   fails, the model re-validates it to produce a message naming the source file, line and field.
+  Secondary indexes are created after the rows are in (a sort instead of a million random
+  b-tree inserts); the finished file has exactly the registry's DDL and passes
+  ``integrity_check``.
+* A ``.db`` source whose schema is exactly this bakestore's (another bakestore file, a restore
+  point) is copied page by page into the fresh file with the backup API instead of row by row;
+  the copy then passes the same ``integrity_check`` (which verifies STRICT types, NOT NULL, CHECK
+  and UNIQUE rules and index consistency) and ``foreign_key_check``.
 * The swap is SQLite's online backup API from the closed fresh file into the live database: one
   write transaction, so readers in other processes see all-old or all-new, and a crash at any
   point leaves either (sqlite-facts A3/A4). No DELETE statement runs against the live database.
 * Any failure before the swap leaves the live file as it was; every outcome, refusals included,
-  is written to the audit log next to the database.
+  is written to the audit log next to the database. Files left by a killed operation (fresh
+  files, restore-point temp files) are removed by the next operation, under the store lock.
 
 ``merge`` is the exception that proves the rule: it upserts into the live database inside one
 ``BEGIN IMMEDIATE`` transaction (last writer wins by row version, tombstones applied), checks
@@ -26,10 +34,12 @@ import contextlib
 import fcntl
 import hashlib
 import logging
+import operator
 import os
-import shutil
+import re
 import signal
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,15 +74,25 @@ Progress = Callable[[str, int, int], None]
 DEFAULT_MAX_LOSS = 0.25
 #: How long the swap may wait for other connections to let go of the write lock.
 SWAP_TIMEOUT_S = 30.0
+#: How long to keep trying to fold the WAL back into the file after a swap (readers can delay it;
+#: if they do, SQLite checkpoints later on its own: the content is already committed).
+CHECKPOINT_TIMEOUT_S = 5.0
 #: Restore points kept per database (newest first); older ones are pruned after a success.
 KEEP_RESTORE_POINTS = 20
 FAULT_ENV = "BAKESTORE_FAULT"
+#: Rows per executemany batch while loading the fresh file.
+BATCH_ROWS = 5000
 
 
 def _fault(step: str) -> None:
     """Fault injection for crash tests: ``BAKESTORE_FAULT=<step>`` kills the process right here."""
     if os.environ.get(FAULT_ENV) == step:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _ro_uri(path: Path) -> str:
+    """A read-only SQLite URI for ``path`` (quoted: ``?``, ``#`` and ``%`` are legal in file names)."""
+    return "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
 
 
 # --------------------------------------------------------------------------- results
@@ -122,7 +142,7 @@ class RestoreResult:
                 "diff": {t: d.as_dict() for t, d in self.diff.items()}}
 
 
-# --------------------------------------------------------------------------- locking
+# --------------------------------------------------------------------------- locking and leftovers
 
 
 @contextlib.contextmanager
@@ -146,27 +166,70 @@ def store_lock(db_path: Path, timeout: float = 10.0) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the flock
 
 
+def _fresh_prefix(live_path: Path) -> str:
+    return f".{live_path.name}.fresh-"
+
+
+def remove_leftovers(live_path: Path) -> list[Path]:
+    """Remove fresh/scratch files and restore-point temp files left by a killed operation.
+
+    Only called with the store lock held: then no other bakestore operation on this database is
+    running, so every such file belongs to an operation that died. These files are never live
+    databases (nothing but their builder ever opens them), so deleting them cannot hurt the
+    live file or its ``-wal``.
+    """
+    removed: list[Path] = []
+    candidates = list(live_path.parent.glob(_fresh_prefix(live_path) + "*"))
+    folder = restore_point_dir(live_path)
+    if folder.is_dir():
+        candidates += [p for p in folder.iterdir() if p.name.startswith(".") and ".tmp-" in p.name]
+    for path in candidates:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            path.unlink()
+            removed.append(path)
+    if removed:
+        log.info("removed %d file(s) left by an interrupted operation", len(removed))
+    return removed
+
+
 # --------------------------------------------------------------------------- sources
 
 
-class DatabaseSource:
-    """Another bakestore ``.db`` file (or a restore point) as a row source, opened read-only."""
+def _schema_sql(conn: Any) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")}
 
-    def __init__(self, path: str | os.PathLike[str], registry: Registry = REGISTRY) -> None:
+
+class DatabaseSource:
+    """Another bakestore ``.db`` file (or a restore point) as a row source, opened read-only.
+
+    Everything is read inside one read transaction opened by :meth:`verify`, so a source that
+    another program is writing to is still read as one consistent snapshot; :meth:`close` ends it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], registry: Registry = REGISTRY, *,
+                 live_path: Path | None = None) -> None:
         self.path = Path(path)
         self.registry = registry
+        self.live_path = live_path
         self.label = f"database {self.path}"
         self.db_id: str | None = None
+        self.page_size: int | None = None
+        self.exact_schema = False
         self._sha: str | None = None
+        self._conn: Any = None
 
     def _connect(self) -> Any:
-        return sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True)
+        return sqlite3.connect(_ro_uri(self.path), uri=True, check_same_thread=False)
 
     def verify(self) -> None:
         if self.path.is_symlink():
             raise SourceError(f"{self.path}: is a symlink; refusing to follow it")
         if not self.path.is_file():
             raise SourceError(f"{self.path}: no such database file")
+        if self.live_path is not None and self.live_path.exists() and os.path.samefile(self.path, self.live_path):
+            # Also: reading the live file with plain I/O here would drop this process's SQLite
+            # locks on it (sqlite.org/howtocorrupt.html#posix_close_bug).
+            raise SourceError(f"{self.path}: is the live database itself; restore from an export or a copy")
         with open(self.path, "rb") as handle:
             if handle.read(16) != b"SQLite format 3\x00":
                 raise SourceError(f"{self.path}: not an SQLite database")
@@ -175,16 +238,18 @@ class DatabaseSource:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
         self._sha = digest.hexdigest()
+        self.close()
         conn = self._connect()
         try:
+            conn.execute("BEGIN")  # one snapshot for every read that follows
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             if app_id != APPLICATION_ID:
                 raise SourceError(f"{self.path}: not a bakestore database (application_id {app_id})")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            found = conn.execute('SELECT value FROM "_bakestore_meta" WHERE key = ?', ["db_id"]).fetchone()
-            self.db_id = found[0] if found else None
             if version != SCHEMA_VERSION:
                 raise SourceError(f"{self.path}: schema version {version}, this bakestore needs {SCHEMA_VERSION}")
+            found = conn.execute('SELECT value FROM "_bakestore_meta" WHERE key = ?', ["db_id"]).fetchone()
+            self.db_id = found[0] if found else None
             result = [r[0] for r in conn.execute("PRAGMA quick_check")]
             if result != ["ok"]:
                 raise SourceError(f"{self.path}: damaged: {'; '.join(result[:3])}")
@@ -193,10 +258,25 @@ class DatabaseSource:
             problems = check_schema(sqlite_utils.Database(conn), self.registry)
             if problems:
                 raise SourceError(f"{self.path}: schema differs from this bakestore: {problems[0]}")
+            self.page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            self.exact_schema = _schema_sql(conn) == set(schema_statements(self.registry))
         except sqlite3.DatabaseError as exc:
-            raise SourceError(f"{self.path}: cannot be read as a database: {exc}") from None
-        finally:
             conn.close()
+            raise SourceError(f"{self.path}: cannot be read as a database: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _cursor(self) -> Any:
+        if self._conn is None:
+            raise SourceError(f"{self.path}: read before verify()")
+        return self._conn
 
     def checksum(self) -> str | None:
         return self._sha
@@ -205,40 +285,48 @@ class DatabaseSource:
         return [s.name for s in self.registry.exported_tables]
 
     def declared_counts(self) -> dict[str, int] | None:
-        conn = self._connect()
-        try:
-            return {s.name: conn.execute(f'SELECT count(*) FROM "{s.name}"').fetchone()[0]
-                    for s in self.registry.exported_tables}
-        finally:
-            conn.close()
+        conn = self._cursor()
+        return {s.name: conn.execute(f'SELECT count(*) FROM "{s.name}"').fetchone()[0]
+                for s in self.registry.exported_tables}
 
     def iter_rows(self, table: str) -> Iterator[tuple[str, dict[str, Any]]]:
         spec = self.registry[table]
-        conn = self._connect()
-        try:
-            columns = spec.column_names
-            order = ", ".join(f'"{c}"' for c in spec.pk)
-            cursor = conn.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in columns)} '
-                                  f'FROM "{spec.name}" ORDER BY {order}')
-            for index, values in enumerate(cursor, 1):
-                yield f"{self.path.name}: {table} row {index}", dict(zip(columns, values))
-        finally:
-            conn.close()
+        columns = spec.column_names
+        order = ", ".join(f'"{c}"' for c in spec.pk)
+        cursor = self._cursor().execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in columns)} '
+                                        f'FROM "{spec.name}" ORDER BY {order}')
+        for index, values in enumerate(cursor, 1):
+            yield f"{self.path.name}: {table} row {index}", dict(zip(columns, values))
+
+    def copy_into(self, target: Any) -> None:
+        """Copy the verified snapshot page by page into the (empty) ``target`` connection."""
+        self._cursor().backup(target, pages=-1)
 
 
-def open_source(source: RowSource | str | os.PathLike[str]) -> RowSource:
+def open_source(source: RowSource | str | os.PathLike[str], *, live_path: Path | None = None) -> RowSource:
     """An export folder, its manifest, or a ``.db`` file; RowSource objects pass through."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir() or path.name == "manifest.json":
             return ExportFolderSource(path)
         if path.is_file():
+            if live_path is not None and live_path.exists() and os.path.samefile(path, live_path):
+                raise SourceError(f"{path}: is the live database itself; restore from an export or a copy")
             with open(path, "rb") as handle:
                 if handle.read(16) == b"SQLite format 3\x00":
-                    return DatabaseSource(path)
+                    return DatabaseSource(path, live_path=live_path)
             raise SourceError(f"{path}: neither an export folder, its manifest.json, nor a bakestore database")
         raise SourceError(f"{path}: no such file or folder")
+    if isinstance(source, DatabaseSource) and source.live_path is None:
+        source.live_path = live_path
     return source
+
+
+def _close_source(source: Any) -> None:
+    close = getattr(source, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()
 
 
 # --------------------------------------------------------------------------- building the fresh file
@@ -250,55 +338,144 @@ _ALLOWED_TYPES: dict[str, frozenset[type]] = {
 }
 
 
-def _type_check(spec: TableSpec, row: dict[str, Any], where: str, label: str) -> list[Any]:
+class _RowChecker:
     """Exact keys and JSON types per column; returns the values in column order.
 
     SQLite's STRICT tables would quietly turn "5" into 5; a restore source with a string where a
-    number belongs is damaged, so it is refused here, before SQLite sees it.
+    number belongs is damaged, so it is refused here, before SQLite sees it. The check is per
+    row but costs little: a row's tuple of value types is compared with the signatures already
+    found valid for the table, and only a new signature is checked column by column. NaN (which
+    SQLite would store as NULL) is refused too.
     """
-    columns = spec.column_names
-    if len(row) != len(columns) or any(c not in row for c in columns):
-        unknown = sorted(set(row) - set(columns))
-        missing = [c for c in columns if c not in row]
+
+    def __init__(self, spec: TableSpec, label: str) -> None:
+        self.spec = spec
+        self.label = label
+        self.columns = spec.column_names
+        self.column_set = frozenset(self.columns)
+        getter = operator.itemgetter(*self.columns)
+        self.values = getter if len(self.columns) > 1 else (lambda row: (getter(row),))
+        self.valid: dict[tuple[type, ...], Any] = {}
+
+    def __call__(self, row: Any, where: str) -> tuple[Any, ...]:
+        if type(row) is not dict:
+            raise ValidationError(f"{self.label}: {where}: {self.spec.name}: expected an object, "
+                                  f"got {type(row).__name__}", table=self.spec.name, record=where)
+        if row.keys() != self.column_set:
+            self._key_error(row, where)
+        values = self.values(row)
+        signature = tuple(map(type, values))
+        floats = self.valid.get(signature)
+        if floats is None:
+            floats = self._learn(signature, values, where)
+        if floats is not False:
+            total = sum(floats(values))  # NaN anywhere makes the sum NaN (so does inf - inf)
+            if total != total:
+                self._nan_error(values, where)
+        return values
+
+    def _key_error(self, row: dict[str, Any], where: str) -> None:
+        name = self.spec.name
+        unknown = sorted(set(row) - self.column_set)
         if unknown:
-            raise ValidationError(f"{label}: {where}: {spec.name}: unknown column {unknown[0]!r}",
-                                  table=spec.name, field=unknown[0], record=where)
-        raise ValidationError(f"{label}: {where}: {spec.name}.{missing[0]}: missing",
-                              table=spec.name, field=missing[0], record=where)
-    values = [row[c] for c in columns]
-    for column, value in zip(spec.columns, values):
-        if value is None:
-            if not column.nullable:
-                raise ValidationError(f"{label}: {where}: {spec.name}.{column.name}: missing value (null)",
-                                      table=spec.name, field=column.name, record=where)
-        elif type(value) not in _ALLOWED_TYPES[column.kind]:
-            raise ValidationError(f"{label}: {where}: {spec.name}.{column.name}: expected {column.kind}, "
-                                  f"got {type(value).__name__} {str(value)[:40]!r}",
-                                  table=spec.name, field=column.name, record=where)
-    return values
+            raise ValidationError(f"{self.label}: {where}: {name}: unknown column {unknown[0]!r}",
+                                  table=name, field=unknown[0], record=where)
+        missing = next(c for c in self.columns if c not in row)
+        raise ValidationError(f"{self.label}: {where}: {name}.{missing}: missing",
+                              table=name, field=missing, record=where)
+
+    def _learn(self, signature: tuple[type, ...], values: tuple[Any, ...], where: str) -> Any:
+        for column, value in zip(self.spec.columns, values):
+            if value is None:
+                if not column.nullable:
+                    raise ValidationError(f"{self.label}: {where}: {self.spec.name}.{column.name}: "
+                                          "missing value (null)", table=self.spec.name, field=column.name,
+                                          record=where)
+            elif type(value) not in _ALLOWED_TYPES[column.kind]:
+                raise ValidationError(f"{self.label}: {where}: {self.spec.name}.{column.name}: expected "
+                                      f"{column.kind}, got {type(value).__name__} {str(value)[:40]!r}",
+                                      table=self.spec.name, field=column.name, record=where)
+        positions = [i for i, kind in enumerate(signature) if kind is float]
+        if not positions:
+            floats: Any = False
+        elif len(positions) == 1:
+            only = positions[0]
+            floats = lambda values: (values[only],)  # noqa: E731
+        else:
+            floats = operator.itemgetter(*positions)
+        self.valid[signature] = floats
+        return floats
+
+    def _nan_error(self, values: tuple[Any, ...], where: str) -> None:
+        for column, value in zip(self.spec.columns, values):
+            if isinstance(value, float) and value != value:
+                raise ValidationError(f"{self.label}: {where}: {self.spec.name}.{column.name}: NaN cannot be "
+                                      "stored (SQLite turns it into NULL)", table=self.spec.name,
+                                      field=column.name, record=where)
 
 
 def _explain_row(spec: TableSpec, row: dict[str, Any], where: str, label: str, exc: Exception) -> BakestoreError:
     """Turn a SQLite refusal of one row into a message naming file, line and field."""
+    if isinstance(exc, OverflowError):
+        for name in spec.column_names:
+            value = row.get(name)
+            if isinstance(value, int) and not -(2 ** 63) <= value < 2 ** 63:
+                return ValidationError(f"{label}: {where}: {spec.name}.{name}: integer {value} does not fit in "
+                                       "64 bits", table=spec.name, field=name, record=where)
+    if isinstance(exc, UnicodeError):
+        for name in spec.column_names:
+            value = row.get(name)
+            if isinstance(value, str):
+                try:
+                    value.encode("utf-8")
+                except UnicodeError:
+                    return ValidationError(f"{label}: {where}: {spec.name}.{name}: text is not valid Unicode "
+                                           "(a lone surrogate escape such as \\ud800)", table=spec.name,
+                                           field=name, record=where)
+    if not isinstance(exc, sqlite3.IntegrityError):
+        return ValidationError(f"{label}: {where}: {spec.name}: {exc}", table=spec.name, record=where)
     try:
-        validate_row(spec, row, record=where, complete=True)
+        normalized = validate_row(spec, row, record=where, complete=True)
     except ValidationError as problem:
         message = str(problem).replace(f" (record {where})", "")
         return ValidationError(f"{label}: {where}: {message}", table=spec.name, field=problem.field, record=where)
     translated = translate_integrity_error(spec, exc, row.get("id"))
-    text = str(translated)
-    if "UNIQUE" in str(exc) and any(f"{spec.name}.{pk}" in str(exc) for pk in spec.pk):
-        text = f"{spec.name}: duplicate primary key {', '.join(str(row.get(pk)) for pk in spec.pk)}"
-    return ValidationError(f"{label}: {where}: {text}", table=spec.name, field=translated.field, record=where)
+    text, column = str(translated), translated.field
+    failed = str(exc).split("constraint failed: ", 1)[-1].strip()
+    if "UNIQUE" in str(exc) and failed == ", ".join(f"{spec.name}.{pk}" for pk in spec.pk):
+        column = spec.pk[0]
+        text = (f"{spec.name}.{', '.join(spec.pk)}: duplicate primary key "
+                f"{', '.join(repr(row.get(pk)) for pk in spec.pk)}")
+    elif "CHECK" in str(exc) and _checked_column(spec, failed):
+        # A column's own CHECK rules: the model accepted the value, so it is a stored format
+        # the model would have rewritten (e.g. an upper-case UUID, a timestamp without millis).
+        column = _checked_column(spec, failed)
+        if normalized.get(column) != row.get(column):
+            text = (f"{spec.name}.{column}: {row.get(column)!r} is not in the stored (canonical) form "
+                    f"{normalized.get(column)!r}")
+        else:
+            text = f"{spec.name}.{column}: check failed: {failed}"
+    return ValidationError(f"{label}: {where}: {text}", table=spec.name, field=column, record=where)
 
 
-def _connect_fresh(path: Path, page_size: int) -> Any:
-    conn = sqlite3.connect(str(path), isolation_level=None)
-    conn.execute(f"PRAGMA page_size = {page_size}")
+def _checked_column(spec: TableSpec, failed: str) -> str | None:
+    """The one column a failed CHECK is about: SQLite names it, or its expression quotes only it."""
+    if spec.has_column(failed):
+        return failed
+    quoted = {name for name in re.findall(r'"([^"]+)"', failed) if spec.has_column(name)}
+    return quoted.pop() if len(quoted) == 1 else None
+
+
+def _connect_fresh(path: Path, page_size: int | None) -> Any:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    if page_size:
+        conn.execute(f"PRAGMA page_size = {int(page_size)}")
     # The fresh file is not live yet: a crash only means building it again.
     conn.execute("PRAGMA journal_mode = MEMORY")
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: index builds sort in memory
     return conn
 
 
@@ -306,28 +483,56 @@ def _connect_fresh(path: Path, page_size: int) -> Any:
 class FreshDatabase:
     path: Path
     counts: dict[str, int]
+    copied: bool = False
 
 
 def build_fresh(live_path: Path, source: RowSource, *, page_size: int, meta: dict[str, str],
                 seed_stamp: Callable[[], tuple[str, str]] | None = None, registry: Registry = REGISTRY,
                 progress: Progress | None = None, check_foreign_keys: bool = True) -> FreshDatabase:
     """Load ``source`` into a new file beside ``live_path`` and verify it; delete it on any failure."""
-    fresh_path = live_path.with_name(f".{live_path.name}.fresh-{uuid.uuid4().hex[:12]}")
-    conn = _connect_fresh(fresh_path, page_size)
+    fresh_path = live_path.with_name(f"{_fresh_prefix(live_path)}{uuid.uuid4().hex[:12]}")
     label = source.label
     counts: dict[str, int] = {}
+    specs = registry.exported_tables
+    copy = (isinstance(source, DatabaseSource) and source.exact_schema and source.page_size == page_size
+            and registry is source.registry)
+    conn = None
     try:
-        conn.execute("BEGIN")
-        for statement in schema_statements(registry):
-            conn.execute(statement)
-        present = set(source.tables())
-        specs = registry.exported_tables
-        for index, spec in enumerate(specs):
-            counts[spec.name] = 0
-            if spec.name in present:
-                counts[spec.name] = _load_table(conn, spec, source, label)
-            if progress:
-                progress(spec.name, index + 1, len(specs))
+        if copy:
+            assert isinstance(source, DatabaseSource)
+            conn = sqlite3.connect(str(fresh_path), isolation_level=None, check_same_thread=False)
+            source.copy_into(conn)
+            conn.execute("PRAGMA journal_mode = MEMORY")
+            conn.execute("PRAGMA synchronous = OFF")
+            conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+            conn.execute("BEGIN")
+            # Bookkeeping of the source file (its sync state and the like) does not travel; the
+            # build path starts from an empty _bakestore_meta too. This is the fresh file, not live.
+            conn.execute('DELETE FROM "_bakestore_meta"')
+            for index, spec in enumerate(specs):
+                counts[spec.name] = conn.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0]
+                if progress:
+                    progress(spec.name, index + 1, len(specs))
+        else:
+            conn = _connect_fresh(fresh_path, page_size)
+            conn.execute("BEGIN")
+            statements = schema_statements(registry)
+            # Secondary indexes come after the rows: one sort each instead of a million random
+            # inserts. UNIQUE and primary keys are part of CREATE TABLE, so duplicates are still
+            # refused row by row while loading.
+            for statement in statements:
+                if not statement.startswith("CREATE INDEX"):
+                    conn.execute(statement)
+            present = set(source.tables())
+            for index, spec in enumerate(specs):
+                counts[spec.name] = 0
+                if spec.name in present:
+                    counts[spec.name] = _load_table(conn, spec, source, label)
+                if progress:
+                    progress(spec.name, index + 1, len(specs))
+            for statement in statements:
+                if statement.startswith("CREATE INDEX"):
+                    conn.execute(statement)
         declared = source.declared_counts() or {}
         for table, expected in declared.items():
             if counts.get(table, 0) != expected:
@@ -350,13 +555,19 @@ def build_fresh(live_path: Path, source: RowSource, *, page_size: int, meta: dic
             _check_foreign_keys(conn, source, label, registry)
         result = [r[0] for r in conn.execute("PRAGMA integrity_check")]
         if result != ["ok"]:
-            raise RestoreError(f"{label}: the rebuilt database failed integrity_check: {'; '.join(result[:3])}")
+            raise SourceError(f"{label}: the rebuilt database failed integrity_check: {'; '.join(result[:3])}")
+        actual_page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        if page_size and actual_page_size != page_size:
+            raise RestoreError(f"{label}: the fresh file has page size {actual_page_size}, the live one "
+                               f"{page_size}")
         conn.close()
-        with open(fresh_path, "rb+") as handle:
-            os.fsync(handle.fileno())
-        return FreshDatabase(fresh_path, counts)
+        # No fsync: the fresh file is only ever read back through the page cache by the swap, and
+        # a crash before the swap commits means building it again. The live file's durability
+        # comes from its own WAL sync at the swap's commit.
+        return FreshDatabase(fresh_path, counts, copied=copy)
     except BaseException:
-        conn.close()
+        if conn is not None:
+            conn.close()
         _remove_db_files(fresh_path)
         raise
 
@@ -372,29 +583,30 @@ def _load_table(conn: Any, spec: TableSpec, source: RowSource, label: str) -> in
     columns = spec.column_names
     sql = (f'INSERT INTO "{spec.name}" ({", ".join(chr(34) + c + chr(34) for c in columns)}) '
            f'VALUES ({", ".join("?" for _ in columns)})')
-    batch: list[list[Any]] = []
-    pending: list[tuple[str, dict[str, Any]]] = []
+    check = _RowChecker(spec, label)
+    batch: list[tuple[Any, ...]] = []
+    pending: list[tuple[str, Any]] = []
     total = 0
 
     def flush() -> None:
         nonlocal total
-        before = total
         try:
             conn.executemany(sql, batch)
-        except sqlite3.IntegrityError as exc:
-            done = conn.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0] - before
+        except (sqlite3.IntegrityError, OverflowError, UnicodeError) as exc:
+            # executemany stops at the failing row; the ones before it are in the table.
+            done = conn.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0] - total
             where, row = pending[min(done, len(pending) - 1)]
             raise _explain_row(spec, row, where, label, exc) from None
         total += len(batch)
 
+    append, keep = batch.append, pending.append
     for where, row in source.iter_rows(spec.name):
-        if not isinstance(row, dict):
-            raise ValidationError(f"{label}: {where}: expected an object", table=spec.name, record=where)
-        batch.append(_type_check(spec, row, where, label))
-        pending.append((where, row))
-        if len(batch) >= 5000:
+        append(check(row, where))
+        keep((where, row))
+        if len(batch) >= BATCH_ROWS:
             flush()
-            batch, pending = [], []
+            batch.clear()
+            pending.clear()
     if batch:
         flush()
     return total
@@ -408,10 +620,15 @@ def _check_foreign_keys(conn: Any, source: RowSource, label: str, registry: Regi
     spec = registry[table]
     fk_rows = {row[0]: row for row in conn.execute(f'PRAGMA foreign_key_list("{table}")')}
     column = fk_rows[fkid][3] if fkid in fk_rows else "?"
-    row = conn.execute(f'SELECT id, "{column}" FROM "{table}" WHERE rowid = ?', [rowid]).fetchone()
-    row_id, value = (row[0], row[1]) if row else (None, None)
+    key = ", ".join(f'"{c}"' for c in spec.pk)
+    row = conn.execute(f'SELECT {key}, "{column}" FROM "{table}" WHERE rowid = ?', [rowid]).fetchone()
+    row_key, value = (row[:-1], row[-1]) if row else (None, None)
     total = conn.execute("SELECT count(*) FROM pragma_foreign_key_check").fetchone()[0]
-    where = next((w for w, r in source.iter_rows(table) if r.get("id") == row_id), f"{table} id {row_id}")
+    where = f"{table} {', '.join(map(str, row_key)) if row_key else rowid}"
+    if row_key is not None:
+        with contextlib.suppress(BakestoreError):
+            where = next((w for w, r in source.iter_rows(table)
+                          if tuple(r.get(c) for c in spec.pk) == tuple(row_key)), where)
     more = f" (+{total - 1} more dangling reference{'s' if total > 2 else ''})" if total > 1 else ""
     raise ForeignKeyError(f"{label}: {where}: {spec.name}.{column}: no {parent} row with id {value!r}{more}",
                           table=spec.name, field=column, record=where)
@@ -428,14 +645,9 @@ def _remove_db_files(path: Path) -> None:
 
 def diff_databases(live_path: Path, other_path: Path, registry: Registry = REGISTRY) -> dict[str, TableDiff]:
     """Per exported table: counts before/after and rows added, removed, changed (by primary key)."""
-    conn = sqlite3.connect(f"file:{live_path.resolve()}?mode=ro", uri=True, timeout=5.0)
+    conn = sqlite3.connect(_ro_uri(live_path), uri=True, timeout=5.0)
     try:
-        conn.execute("ATTACH DATABASE ? AS other", [f"file:{other_path.resolve()}?mode=ro"])
-    except sqlite3.OperationalError:
-        conn.close()
-        conn = sqlite3.connect(f"file:{live_path.resolve()}?mode=ro", uri=True, timeout=5.0)
-        conn.execute("ATTACH DATABASE ? AS other", [str(other_path)])
-    try:
+        conn.execute("ATTACH DATABASE ? AS other", [_ro_uri(other_path)])
         conn.execute("BEGIN")
         return {spec.name: _diff_table(conn, spec, "main", "other") for spec in registry.exported_tables}
     finally:
@@ -444,19 +656,16 @@ def diff_databases(live_path: Path, other_path: Path, registry: Registry = REGIS
 
 def _diff_table(conn: Any, spec: TableSpec, a: str, b: str) -> TableDiff:
     t = f'"{spec.name}"'
-    join = " AND ".join(f'x."{c}" = y."{c}"' for c in spec.pk)
     before = conn.execute(f"SELECT count(*) FROM {a}.{t}").fetchone()[0]
     after = conn.execute(f"SELECT count(*) FROM {b}.{t}").fetchone()[0]
     if before == 0 or after == 0:
         return TableDiff(before, after, added=after, removed=before)
-    added = conn.execute(f"SELECT count(*) FROM {b}.{t} y WHERE NOT EXISTS "
-                         f"(SELECT 1 FROM {a}.{t} x WHERE {join})").fetchone()[0]
-    removed = conn.execute(f"SELECT count(*) FROM {a}.{t} x WHERE NOT EXISTS "
-                           f"(SELECT 1 FROM {b}.{t} y WHERE {join})").fetchone()[0]
-    differs = " OR ".join(f'x."{c}" IS NOT y."{c}"' for c in spec.column_names if c not in spec.pk)
-    changed = conn.execute(f"SELECT count(*) FROM {a}.{t} x JOIN {b}.{t} y ON {join} WHERE {differs}"
-                           ).fetchone()[0] if differs else 0
-    return TableDiff(before, after, added, removed, changed)
+    join = " AND ".join(f'x."{c}" = y."{c}"' for c in spec.pk)
+    differs = " OR ".join(f'x."{c}" IS NOT y."{c}"' for c in spec.column_names if c not in spec.pk) or "0"
+    # One join gives both: rows present on both sides, and how many of those differ.
+    matched, changed = conn.execute(f"SELECT count(*), coalesce(sum({differs}), 0) "
+                                    f"FROM {a}.{t} x JOIN {b}.{t} y ON {join}").fetchone()
+    return TableDiff(before, after, added=after - matched, removed=before - matched, changed=changed)
 
 
 def shrink_problems(diff: dict[str, TableDiff], *, max_loss: float = DEFAULT_MAX_LOSS,
@@ -480,29 +689,39 @@ def shrink_problems(diff: dict[str, TableDiff], *, max_loss: float = DEFAULT_MAX
 
 # --------------------------------------------------------------------------- restore points
 
+_POINT_NAME = re.compile(r"^(\d{8}T\d{9}Z)-(\d{3})-")
+
 
 def restore_point_dir(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".restore-points")
 
 
 def list_restore_points(db_path: str | os.PathLike[str]) -> list[Path]:
-    """Restore points of a database, newest first."""
+    """Restore points of a database, newest first (names sort by time, then sequence)."""
     folder = restore_point_dir(Path(db_path))
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.glob("*.db") if not p.name.startswith(".")), reverse=True)
+    return sorted((p for p in folder.glob("*.db") if not p.name.startswith(".") and p.is_file()
+                   and not p.is_symlink()), key=lambda p: p.name, reverse=True)
+
+
+def _next_point_name(db_path: Path, operation: str) -> str:
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
+    sequence = 0
+    newest = next((m for m in map(_POINT_NAME.match, (p.name for p in list_restore_points(db_path))) if m), None)
+    if newest is not None and newest.group(1) >= stamp:
+        # Same millisecond (or the clock went back): keep names strictly increasing.
+        stamp, sequence = newest.group(1), int(newest.group(2)) + 1
+    safe = re.sub(r"[^a-z0-9_-]+", "-", operation.lower()) or "operation"
+    return f"{stamp}-{sequence:03d}-{safe}.db"
 
 
 def make_restore_point(db_path: Path, operation: str) -> Path:
     """A consistent, verified copy of the live database (VACUUM INTO, fsync, rename, check)."""
     folder = restore_point_dir(db_path)
     folder.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{int(time.time() * 1000) % 1000:03d}Z"
-    final = folder / f"{stamp}-{operation}.db"
-    counter = 1
-    while final.exists():
-        final = folder / f"{stamp}-{operation}-{counter}.db"
-        counter += 1
+    final = folder / _next_point_name(db_path, operation)
     tmp = folder / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
     conn = sqlite3.connect(str(db_path), timeout=5.0)
     try:
@@ -510,7 +729,7 @@ def make_restore_point(db_path: Path, operation: str) -> Path:
         conn.execute("VACUUM INTO ?", [str(tmp)])
     except sqlite3.DatabaseError as exc:
         _remove_db_files(tmp)
-        raise RestoreError(f"{db_path}: could not take a restore point: {exc}") from None
+        raise RestoreError(f"{db_path}: could not take a restore point: {exc}; nothing was changed") from None
     finally:
         conn.close()
     try:
@@ -520,14 +739,16 @@ def make_restore_point(db_path: Path, operation: str) -> Path:
         _fsync_dir(folder)
     except OSError as exc:
         _remove_db_files(tmp)
-        raise RestoreError(f"{db_path}: could not write the restore point: {exc.strerror or exc}") from None
-    check = sqlite3.connect(f"file:{final.resolve()}?mode=ro", uri=True)
+        raise RestoreError(f"{db_path}: could not write the restore point: {exc.strerror or exc}; "
+                           "nothing was changed") from None
+    check = sqlite3.connect(_ro_uri(final), uri=True)
     try:
         result = [r[0] for r in check.execute("PRAGMA quick_check")]
     finally:
         check.close()
     if result != ["ok"]:
-        raise RestoreError(f"{final}: the new restore point failed its check: {result[0]}")
+        final.unlink()
+        raise RestoreError(f"{final}: the new restore point failed its check: {result[0]}; nothing was changed")
     return final
 
 
@@ -563,19 +784,23 @@ def swap_in(fresh_path: Path, live_path: Path, *, timeout: float = SWAP_TIMEOUT_
             raise RestoreError(f"{live_path}: timed out after {timeout:.0f}s waiting for other connections "
                                "to release the database; nothing was changed")
 
-    source = sqlite3.connect(f"file:{fresh_path.resolve()}?mode=ro", uri=True)
+    source = sqlite3.connect(_ro_uri(fresh_path), uri=True)
     target = sqlite3.connect(str(live_path), timeout=5.0)
     try:
         target.execute("PRAGMA busy_timeout = 5000")
         _fault("before-swap")
         source.backup(target, pages=-1, progress=progress, sleep=0.05)
         _fault("after-swap")
-        # The WAL now holds a database-sized run of frames: fold it into the file.
-        for _ in range(100):
-            busy = target.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            if busy == 0:
+        # The WAL now holds a database-sized run of frames: fold it into the file. A reader in a
+        # long transaction can hold this up; then give up after a while (the content is
+        # committed either way, and SQLite checkpoints later by itself).
+        target.execute("PRAGMA busy_timeout = 100")
+        until = time.monotonic() + CHECKPOINT_TIMEOUT_S
+        while target.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] != 0:
+            if time.monotonic() > until:
+                log.warning("%s: readers kept the WAL busy; it will be checkpointed later", live_path)
                 break
-            time.sleep(0.05)
+            time.sleep(0.02)
     finally:
         source.close()
         target.close()
@@ -593,19 +818,55 @@ def _live_counts(store: "Store") -> dict[str, int]:
     return {spec.name: store.count(spec.name) for spec in store.registry.exported_tables}
 
 
+def _describe(source: Any) -> str:
+    label = getattr(source, "label", None)
+    return str(label) if label else str(source)
+
+
+@contextlib.contextmanager
+def _audited(store: "Store", record: audit.AuditRecord, operation: str) -> Iterator[float]:
+    """Audit every way an operation ends that is not a success (those audit themselves).
+
+    Refusals (the source, the shrink guard, the lock) are ``refused``; everything else is
+    ``failed``. SQLite and OS errors become one-line :class:`RestoreError` messages.
+    """
+    started = time.monotonic()
+    try:
+        yield started
+    except (ShrinkRefusedError, SourceError, ValidationError, LockedError) as exc:
+        record.outcome, record.reason = "refused", str(exc)
+        with contextlib.suppress(Exception):
+            _audit(store, record, started)
+        raise
+    except BaseException as exc:
+        if isinstance(exc, (OSError, sqlite3.Error)):
+            text = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))
+            exc = RestoreError(f"{operation} failed: {text}; the live database was not changed")
+            record.outcome, record.reason = "failed", str(exc)
+            with contextlib.suppress(Exception):
+                _audit(store, record, started)
+            raise exc from None
+        record.outcome, record.reason = "failed", f"{type(exc).__name__}: {exc}"
+        with contextlib.suppress(Exception):
+            _audit(store, record, started)
+        raise
+
+
 def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str], *, operation: str = "restore",
                      dry_run: bool = False, allow_shrink: bool = False, max_loss: float = DEFAULT_MAX_LOSS,
                      progress: Progress | None = None, audit_details: dict[str, Any] | None = None,
                      confirm: Callable[[RestoreResult], bool] | None = None) -> RestoreResult:
     """Replace the live database's content with ``source``'s, through the safe pipeline."""
-    row_source = open_source(source)
     live_path = store.path
-    started = time.monotonic()
-    record = audit.AuditRecord(operation=operation, db_path=str(live_path), source=row_source.label,
-                               details=dict(audit_details or {}))
-    fresh: FreshDatabase | None = None
-    with store_lock(live_path):
+    record = audit.AuditRecord(operation=operation, db_path=str(live_path), source=_describe(source),
+                               details={**(audit_details or {}), "dry_run": dry_run})
+    with _audited(store, record, operation) as started, store_lock(live_path):
+        remove_leftovers(live_path)
+        row_source = open_source(source, live_path=live_path)
+        record.source = row_source.label
+        fresh: FreshDatabase | None = None
         try:
+            record.counts_before = _live_counts(store)
             row_source.verify()
             record.source_sha256 = row_source.checksum()
             _fault("after-verify")
@@ -633,40 +894,25 @@ def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str],
             if confirm is not None and not confirm(result):
                 raise RestoreError(f"{operation} cancelled; nothing was changed")
             restore_point = make_restore_point(live_path, operation)
-            result.restore_point = record.restore_point = restore_point  # type: ignore[assignment]
+            result.restore_point = restore_point
             record.restore_point = str(restore_point)
             _fault("after-restore-point")
             swap_in(fresh.path, live_path)
             _fault("after-checkpoint")
-            _verify_swap(live_path, fresh.counts)
+            _verify_swap(live_path, fresh.counts, restore_point)
             record.outcome = "done"
             result.audit_id = _audit(store, record, started)
             store.clock.observe(_read_meta(live_path, "hlc") or store.clock.high_water)
             prune_restore_points(live_path)
             return result
-        except ShrinkRefusedError as exc:
-            record.outcome, record.reason = "refused", str(exc)
-            _audit(store, record, started)
-            raise
-        except (SourceError, ValidationError) as exc:
-            record.outcome, record.reason = "refused", str(exc)
-            _audit(store, record, started)
-            raise
-        except BaseException as exc:
-            record.outcome, record.reason = "failed", f"{type(exc).__name__}: {exc}"
-            with contextlib.suppress(Exception):
-                _audit(store, record, started)
-            if isinstance(exc, OSError):
-                raise RestoreError(f"{operation} failed: {exc.strerror or exc}; the live database was "
-                                   "not changed") from None
-            raise
         finally:
+            _close_source(row_source)
             if fresh is not None:
                 _remove_db_files(fresh.path)
 
 
 def _read_meta(path: Path, key: str) -> str | None:
-    conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+    conn = sqlite3.connect(_ro_uri(path), uri=True)
     try:
         row = conn.execute('SELECT value FROM "_bakestore_meta" WHERE key = ?', [key]).fetchone()
         return row[0] if row else None
@@ -678,6 +924,8 @@ def _stamp_clock(fresh_path: Path, store: "Store") -> None:
     """The fresh file's clock high-water mark: the max of the live clock and every row version."""
     conn = sqlite3.connect(str(fresh_path), isolation_level=None)
     try:
+        conn.execute("PRAGMA journal_mode = MEMORY")
+        conn.execute("PRAGMA synchronous = OFF")
         high = store.clock.high_water
         for spec in store.registry.exported_tables:
             if spec.has_column("row_version"):
@@ -689,26 +937,31 @@ def _stamp_clock(fresh_path: Path, store: "Store") -> None:
         conn.close()
 
 
-def _verify_swap(live_path: Path, expected: dict[str, int]) -> None:
-    conn = sqlite3.connect(f"file:{live_path.resolve()}?mode=ro", uri=True, timeout=5.0)
+def _verify_swap(live_path: Path, expected: dict[str, int], restore_point: Path) -> None:
+    conn = sqlite3.connect(_ro_uri(live_path), uri=True, timeout=5.0)
     try:
+        conn.execute("BEGIN")
         result = [r[0] for r in conn.execute("PRAGMA quick_check")]
-        if result != ["ok"]:
-            raise RestoreError(f"{live_path}: quick_check after the swap: {result[0]}")
+        problem = None if result == ["ok"] else f"quick_check after the swap: {result[0]}"
         for table, count in expected.items():
             actual = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
-            if actual != count:
-                raise RestoreError(f"{live_path}: after the swap {table} has {actual} rows, expected {count}")
+            if problem is None and actual != count:
+                problem = f"after the swap {table} has {actual} rows, expected {count}"
     finally:
         conn.close()
+    if problem:
+        raise RestoreError(f"{live_path}: {problem}; the previous content is in the restore point "
+                           f"{restore_point} (`bakestore undo` swaps it back)")
 
 
 def undo(store: "Store", *, dry_run: bool = False, progress: Progress | None = None) -> RestoreResult:
     """Swap the newest restore point back in. Itself takes a restore point, so it can be undone."""
     points = list_restore_points(store.path)
     if not points:
-        raise RestoreError(f"{store.path}: no restore point to undo to")
-    return replace_contents(store, DatabaseSource(points[0]), operation="undo", dry_run=dry_run,
+        record = audit.AuditRecord(operation="undo", db_path=str(store.path), source=None)
+        with _audited(store, record, "undo"):
+            raise SourceError(f"{store.path}: no restore point to undo to")
+    return replace_contents(store, DatabaseSource(points[0], store.registry), operation="undo", dry_run=dry_run,
                             allow_shrink=True, progress=progress,
                             audit_details={"restore_point_used": str(points[0])})
 
@@ -734,9 +987,11 @@ class _EmptySource:
         return iter(())
 
 
-def reset(store: "Store", *, dry_run: bool = False, allow_shrink: bool = False) -> RestoreResult:
+def reset(store: "Store", *, dry_run: bool = False, allow_shrink: bool = False,
+          progress: Progress | None = None) -> RestoreResult:
     """An empty, seeded database, through the same path (so it is audited and undoable)."""
-    return replace_contents(store, _EmptySource(), operation="reset", dry_run=dry_run, allow_shrink=allow_shrink)
+    return replace_contents(store, _EmptySource(), operation="reset", dry_run=dry_run, allow_shrink=allow_shrink,
+                            progress=progress)
 
 
 # --------------------------------------------------------------------------- merge
@@ -752,14 +1007,16 @@ def merge(store: "Store", source: RowSource | str | os.PathLike[str], *, operati
     deferred, ``foreign_key_check`` and the shrink guard run before COMMIT, and anything wrong
     rolls the whole merge back. Tombstones in the source delete the rows they name when newer.
     """
-    row_source = open_source(source)
     live_path = store.path
-    started = time.monotonic()
-    record = audit.AuditRecord(operation=operation, db_path=str(live_path), source=row_source.label,
-                               details=dict(audit_details or {}))
-    scratch: FreshDatabase | None = None
-    with store_lock(live_path):
+    record = audit.AuditRecord(operation=operation, db_path=str(live_path), source=_describe(source),
+                               details={**(audit_details or {}), "dry_run": dry_run})
+    with _audited(store, record, operation) as started, store_lock(live_path):
+        remove_leftovers(live_path)
+        row_source = open_source(source, live_path=live_path)
+        record.source = row_source.label
+        scratch: FreshDatabase | None = None
         try:
+            record.counts_before = _live_counts(store)
             row_source.verify()
             record.source_sha256 = row_source.checksum()
             page_size = store.db.execute("PRAGMA page_size").fetchone()[0]
@@ -769,6 +1026,7 @@ def merge(store: "Store", source: RowSource | str | os.PathLike[str], *, operati
             record.restore_point = str(restore_point) if restore_point else None
             result = _merge_into_live(store, scratch.path, row_source, dry_run=dry_run, allow_shrink=allow_shrink,
                                       max_loss=max_loss)
+            result.operation = operation
             result.restore_point = restore_point
             record.counts_before, record.counts_after = result.counts_before, result.counts_after
             if dry_run:
@@ -777,16 +1035,8 @@ def merge(store: "Store", source: RowSource | str | os.PathLike[str], *, operati
             result.audit_id = _audit(store, record, started)
             prune_restore_points(live_path)
             return result
-        except (ShrinkRefusedError, SourceError, ValidationError) as exc:
-            record.outcome, record.reason = "refused", str(exc)
-            _audit(store, record, started)
-            raise
-        except BaseException as exc:
-            record.outcome, record.reason = "failed", f"{type(exc).__name__}: {exc}"
-            with contextlib.suppress(Exception):
-                _audit(store, record, started)
-            raise
         finally:
+            _close_source(row_source)
             if scratch is not None:
                 _remove_db_files(scratch.path)
 
@@ -798,7 +1048,7 @@ def _merge_into_live(store: "Store", scratch_path: Path, source: RowSource, *, d
     try:
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("ATTACH DATABASE ? AS src", [str(scratch_path)])
+        conn.execute("ATTACH DATABASE ? AS src", [_ro_uri(scratch_path)])
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("PRAGMA defer_foreign_keys = ON")
         before = {s.name: conn.execute(f'SELECT count(*) FROM main."{s.name}"').fetchone()[0]
@@ -820,21 +1070,22 @@ def _merge_into_live(store: "Store", scratch_path: Path, source: RowSource, *, d
         for spec in registry.exported_tables:
             after = conn.execute(f'SELECT count(*) FROM main."{spec.name}"').fetchone()[0]
             diff[spec.name].before, diff[spec.name].after = before[spec.name], after
+            diff[spec.name].removed = max(0, before[spec.name] + diff[spec.name].added - after)
         result = RestoreResult("merge", dry_run, source.label, source.checksum(), diff)
         problems = shrink_problems(diff, max_loss=max_loss, registry=registry)
         if problems and not allow_shrink:
             conn.execute("ROLLBACK")
             raise ShrinkRefusedError(f"refusing to merge {source.label}: it " + "; and ".join(problems)
                                      + " (pass --allow-shrink if this is intended)")
+        if dry_run:
+            conn.execute("ROLLBACK")
+            return result
         high = store.clock.high_water
         for spec in registry.exported_tables:
             if spec.has_column("row_version"):
                 value = conn.execute(f'SELECT max(row_version) FROM src."{spec.name}"').fetchone()[0]
                 if value:
                     store.clock.observe(value)
-        if dry_run:
-            conn.execute("ROLLBACK")
-            return result
         conn.execute('INSERT OR REPLACE INTO main."_bakestore_meta"(key, value) VALUES (?, ?)',
                      ["hlc", max(high, store.clock.high_water)])
         conn.execute("COMMIT")
