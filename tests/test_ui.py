@@ -411,3 +411,19 @@ def test_forensics_report_with_timeline(ui: UI, live: Path, tmp_path: Path) -> N
     listing = ui.get("/forensics").text
     assert case_url in listing
     assert ui.get("/forensics/cases/not-a-case").status_code == 404
+
+
+def test_dashboard_shows_the_watcher_status(ui: UI, live: Path) -> None:
+    import json
+    import os
+
+    watch = pytest.importorskip("bakestore.watch")
+    assert "watcher: not running" in ui.get("/").text
+    watch.status_path_for(live).write_text(json.dumps(
+        {"pid": os.getpid(), "state": "watching", "started_at": "2026-11-25T10:00:00.000Z",
+         "last_export": {"at": "2026-11-25T10:05:00.000Z", "rows": 42}}), encoding="utf-8")
+    text = ui.get("/").text
+    assert "watcher: watching" in text and "2026-11-25T10:05:00.000Z (42 rows)" in text
+    watch.status_path_for(live).write_text(json.dumps({"pid": 2 ** 22 + 12345, "state": "watching"}),
+                                           encoding="utf-8")
+    assert "watcher: not running" in ui.get("/").text  # a dead pid is not shown as alive

@@ -58,9 +58,9 @@ def form_columns(spec: TableSpec) -> list[Column]:
     return [c for c in spec.columns if not (spec.has_row_identity and c.name in SYSTEM_COLUMNS)]
 
 
-def label_for(name: str) -> str:
+def label_for(name: str, *, foreign_key: bool = False) -> str:
     text = name.replace("_", " ")
-    if text.endswith(" id"):
+    if foreign_key and text.endswith(" id"):
         text = text[:-3]
     return text[:1].upper() + text[1:]
 
@@ -118,6 +118,8 @@ def display(column: Column, value: Any) -> str:
         return "yes" if value else "no"
     if column.kind == "json" and isinstance(value, str):
         return value
+    if column.kind == "datetime" and isinstance(value, str):
+        return value[:19].replace("T", " ") + " UTC"
     return text_of(column, value)
 
 
@@ -129,7 +131,10 @@ def build_fields(store: "Store", spec: TableSpec, values: Mapping[str, Any] | No
     fields: list[FormField] = []
     for column in form_columns(spec):
         widget = _INPUT_TYPES[column.kind]
-        f = FormField(name=column.name, label=label_for(column.name), kind=column.kind, widget=widget,
+        if column.kind == "text" and column.max_length is None:
+            widget = "textarea"  # notes, descriptions: free text of any length
+        f = FormField(name=column.name, label=label_for(column.name, foreign_key=column.fk is not None),
+                      kind=column.kind, widget=widget,
                       required=column.required or (not column.nullable and column.default is None),
                       error=errors.get(column.name), maxlength=column.max_length)
         stored = values.get(column.name, column.default if not values else None)

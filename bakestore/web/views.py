@@ -162,7 +162,8 @@ def export_info(path: Path) -> dict[str, Any]:
 
 
 def point_info(path: Path) -> dict[str, Any]:
-    match = re.match(r"(\d{8}T\d{6})\d*Z-(.+?)(?:-\d+)?\.db$", path.name)
+    # <UTC stamp>Z-<sequence>-<operation>.db (older points: <stamp>Z-<operation>[-n].db)
+    match = re.match(r"(\d{8}T\d{6})\d*Z-(?:\d+-)?(.+?)(?:-\d+)?\.db$", path.name)
     taken = None
     if match:
         taken = _dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -170,21 +171,33 @@ def point_info(path: Path) -> dict[str, Any]:
             "taken_at": taken or _mtime(path), "before": match.group(2) if match else "?"}
 
 
+_WATCHING_STATES = ("starting", "watching", "waiting", "locked")
+
+
 def watcher_info(db_path: Path) -> dict[str, Any]:
-    """The auto-export watcher's state, from ``bakestore.watch`` when that module is installed."""
+    """The auto-export watcher's state for the dashboard, from ``bakestore.watch.watcher_status``."""
     try:
-        from ..watch import watcher_status  # type: ignore[attr-defined]
-    except ImportError:
-        return {"running": False, "summary": "watcher: not running"}
-    try:
-        status = watcher_status(db_path)
-    except BakestoreError as exc:
-        return {"running": False, "summary": f"watcher: unknown ({exc})"}
+        from ..watch import watcher_status
+    except ImportError:  # pragma: no cover - only while bakestore.watch is not part of the build
+        return {"running": False, "state": "not running", "summary": "watcher: not running", "details": {}}
+    status = watcher_status(db_path)
     if not status:
-        return {"running": False, "summary": "watcher: not running"}
-    running = bool(status.get("running", True))
-    details = {k: v for k, v in status.items() if k != "running"}
-    return {"running": running, "summary": "watcher: running" if running else "watcher: not running",
+        return {"running": False, "state": "not running", "summary": "watcher: not running", "details": {}}
+    state = str(status.get("state") or "unknown")
+    running = state in _WATCHING_STATES
+    details: dict[str, Any] = {}
+    if running and status.get("pid"):
+        details["pid"] = status["pid"]
+    if status.get("started_at"):
+        details["since"] = status["started_at"]
+    last = status.get("last_export")
+    if isinstance(last, dict) and last.get("at"):
+        details["last auto-export"] = f"{last['at']} ({last.get('rows', '?')} rows)"
+    if status.get("last_error") or status.get("error"):
+        details["last error"] = status.get("last_error") or status.get("error")
+    if status.get("stale"):
+        details["note"] = "the watcher process is gone"
+    return {"running": running, "state": state, "summary": f"watcher: {state if running else 'not running'}",
             "details": details}
 
 
@@ -263,6 +276,7 @@ def _cell(spec: TableSpec, column_name: str, value: Any, labeller: _Labeller) ->
         else:
             cell["text"], key = found
             cell["href"] = row_path(column.fk.table, key)
+            cell["kind"] = "ref"
     return cell
 
 
