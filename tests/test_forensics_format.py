@@ -145,3 +145,15 @@ def test_page_census_counts_ptrmap_and_freelist(tmp_path: Path) -> None:
     assert kinds.get("freelist_leaf", 0) + kinds.get("freelist_trunk", 0) == free
     assert kinds.get("ptrmap", 0) >= 1 and kinds.get("orphan", 0) == 0
     assert parsed.freelist.errors == []
+
+
+def test_schema_sql_from_evidence_cannot_act(tmp_path: Path) -> None:
+    """CREATE text comes from the file; anything but a plain CREATE TABLE is only parsed as text."""
+    target = tmp_path / "attached.db"
+    for sql in (f"ATTACH DATABASE '{target}' AS e", f"CREATE TABLE x (a); ATTACH '{target}' AS e",
+                "CREATE TABLE x AS SELECT 1 AS a"):
+        ts = parse_create_table("x", sql, 2)
+        assert ts.parse_note.startswith("parsed without SQLite")
+    assert not target.exists()
+    ts = parse_create_table("x", "CREATE TABLE x (a INTEGER PRIMARY KEY, c REAL CHECK (abs(c) > 0))", 2)
+    assert ts.parse_note == "" and ts.rowid_alias == 0

@@ -31,7 +31,11 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _mutate(data: bytes, rng: random.Random, page_size: int = 4096) -> bytes:
     buf = bytearray(data)
     kind = rng.choice(["flip", "flip", "zero_page", "junk_page", "header", "truncate", "swap"])
-    if kind == "flip":
+    if len(buf) < 2 * page_size:
+        kind = "flip" if buf else "none"
+    if kind == "none":
+        pass
+    elif kind == "flip":
         for _ in range(rng.randint(1, 40)):
             buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
     elif kind == "zero_page":

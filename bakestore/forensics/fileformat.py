@@ -447,6 +447,14 @@ def _set_alias(schema: TableSchema) -> None:
         schema.rowid_alias = pks[0]
 
 
+_PLAIN_CREATE = re.compile(r"\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _NAME + r"\s*\(", re.I)
+_ALLOWED_ACTIONS = {2, 18, 20, 22, 23, 31}  # CREATE_TABLE, INSERT, READ, TRANSACTION, UPDATE, FUNCTION (parsed only)
+
+
+def _create_only(action: int, arg1: Any, arg2: Any, db_name: Any, source: Any) -> int:
+    return 0 if action in _ALLOWED_ACTIONS else 1  # SQLITE_OK / SQLITE_DENY
+
+
 def parse_create_table(name: str, sql: str, root: int, sqlite_module: Any = None) -> TableSchema:
     """Schema of one table, compiled by an in-memory SQLite (exact rules), else by a fallback parser.
 
@@ -455,13 +463,21 @@ def parse_create_table(name: str, sql: str, root: int, sqlite_module: Any = None
     """
     if sqlite_module is None:
         from ..sqlite import sqlite3 as sqlite_module
+    # The statement comes from the evidence, i.e. from anyone: only a plain CREATE TABLE may
+    # run, and an authorizer refuses everything it does not need (ATTACH, functions, SELECT).
+    if not _PLAIN_CREATE.match(sql) or "\x00" in sql:
+        return _fallback_schema(name, sql, root)
     try:
         conn = sqlite_module.connect(":memory:")
     except sqlite_module.Error:
         return _fallback_schema(name, sql, root)
     try:
         try:
-            conn.execute(sql)
+            conn.set_authorizer(_create_only)
+            try:
+                conn.execute(sql)
+            finally:
+                conn.set_authorizer(None)
             info = conn.execute("SELECT * FROM pragma_table_xinfo(?)", (name,)).fetchall()
             fk_rows = conn.execute("SELECT * FROM pragma_foreign_key_list(?)", (name,)).fetchall()
             try:
@@ -469,7 +485,7 @@ def parse_create_table(name: str, sql: str, root: int, sqlite_module: Any = None
                                       (name,)).fetchone()
             except sqlite_module.Error:
                 wr_row = None
-        except sqlite_module.Error as exc:
+        except (sqlite_module.Error, ValueError) as exc:
             schema = _fallback_schema(name, sql, root)
             schema.parse_note = f"parsed without SQLite ({exc})"
             return schema
