@@ -485,7 +485,7 @@ def parse_create_table(name: str, sql: str, root: int, sqlite_module: Any = None
                                       (name,)).fetchone()
             except sqlite_module.Error:
                 wr_row = None
-        except (sqlite_module.Error, ValueError) as exc:
+        except (sqlite_module.Error, sqlite_module.Warning, ValueError) as exc:
             schema = _fallback_schema(name, sql, root)
             schema.parse_note = f"parsed without SQLite ({exc})"
             return schema
