@@ -272,6 +272,41 @@ def build_persist(dest: Path, *, secure_delete: bool = True, seed: int = 3, n_re
     return db
 
 
+def build_churn(dest: Path, *, seed: int = 5, rounds: int = 40) -> CorpusDB:
+    """Interleaved inserts, deletes and updates: freed space is reused, residue is fragmented.
+
+    The hardest case for precision: pages are rebalanced (freed pages keep copies of live rows)
+    and new cells overwrite parts of old ones.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    db = CorpusDB("churn", dest / "corpus.db")
+    conn = _connect(db.path, secure_delete=False)
+    conn.executescript(SCHEMA)
+    b = Builder(db, conn, random.Random(seed), _Markers())
+    rng = b.rng
+    next_id = 1
+    for r in range(rounds):
+        conn.execute("BEGIN")
+        for _ in range(rng.randint(10, 60)):
+            b.recipe(next_id, 3600 * r + next_id, big=rng.random() < 0.03)
+            next_id += 1
+        keys = b.keys("recipes")
+        if keys:
+            b.delete("recipes", rng.sample(keys, min(len(keys), rng.randint(0, 25))))
+        small = [k for k in b.keys("recipes") if k % 7]
+        if small:
+            b.update_names("recipes", rng.sample(small, min(len(small), rng.randint(0, 5))))
+        for _ in range(rng.randint(0, 8)):
+            b.ingredient(next_id, 3600 * r)
+            next_id += 1
+        ing = b.keys("ingredients")
+        if ing and rng.random() < 0.5:
+            b.delete("ingredients", rng.sample(ing, min(len(ing), rng.randint(1, 6))))
+        conn.execute("COMMIT")
+    conn.close()
+    return db
+
+
 INCIDENT_SCHEMA = """
 CREATE TABLE units (id INTEGER PRIMARY KEY, code TEXT NOT NULL, name TEXT NOT NULL, created_at DATETIME NOT NULL);
 CREATE TABLE material_categories (id INTEGER PRIMARY KEY, name TEXT NOT NULL, created_at DATETIME NOT NULL);
@@ -360,6 +395,7 @@ SCENARIOS: dict[str, Callable[[Path], CorpusDB]] = {
     "wal_on": lambda d: build_wal(d, secure_delete=True),
     "persist_on": lambda d: build_persist(d, secure_delete=True),
     "incident": build_incident,
+    "churn": build_churn,
 }
 
 

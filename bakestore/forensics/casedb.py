@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import sqlite_utils
 from sqlite_utils.utils import suggest_column_types
 
-from .report import jsonable
+from .report import jsonable, plain_values
 
 if TYPE_CHECKING:
     from .report import Report
@@ -50,6 +50,16 @@ def _bulk(db: sqlite_utils.Database, name: str, rows: list[dict[str, Any]], pk: 
                                                     ", ".join("?" for _ in names))
     with db.conn:
         db.conn.executemany(sql, ([r.get(c) for c in names] for r in rows))
+
+
+def _bulk_tuples(db: sqlite_utils.Database, name: str, rows: Iterable[tuple[Any, ...]], pk: str,
+                 columns: dict[str, type]) -> None:
+    """Like :func:`_bulk` for rows already laid out as tuples in ``columns`` order (the big table)."""
+    db[name].create(columns, pk=pk, if_not_exists=True)
+    sql = "INSERT INTO [{}] ({}) VALUES ({})".format(name, ", ".join(f"[{c}]" for c in columns),
+                                                    ", ".join("?" for _ in columns))
+    with db.conn:
+        db.conn.executemany(sql, rows)
 
 
 def write_case_db(report: "Report", path: Path) -> None:
@@ -90,26 +100,27 @@ def write_case_db(report: "Report", path: Path) -> None:
         records = report.journal.get("record_list", [])
         if records:
             db["journal_records"].insert_all(records)
-        rows = []
-        width = max((len(r.values) for r in report.recovered), default=0)
-        for i, r in enumerate(report.recovered, 1):
-            row = {"id": i, "table_name": r.table, "source": r.source, "page": r.page, "offset": r.offset,
-                   "row_id": r.rowid, "confidence": round(r.confidence, 3), "region": r.region, "frame": r.frame,
-                   "detail": r.detail, "rowid_live": int(r.rowid_live), "partial": int(r.partial),
-                   "candidates": json.dumps(r.candidates),
-                   "also_found_in": json.dumps(r.also_found_in) if r.also_found_in else "[]",
-                   "columns": json.dumps(report.columns.get(r.table)),
-                   "values_json": json.dumps(jsonable(r.values), ensure_ascii=False)}
-            for j, v in enumerate(r.values[:32]):
-                row[f"c{j}"] = v if isinstance(v, (int, float, str)) or v is None else json.dumps(jsonable(v))
-            rows.append(row)
+        width = min(max((len(r.values) for r in report.recovered), default=0), 32)
         cols: dict[str, type] = {"id": int, "table_name": str, "source": str, "page": int, "offset": int,
                                  "row_id": int, "confidence": float, "region": str, "frame": int, "detail": str,
                                  "rowid_live": int, "partial": int, "candidates": str, "also_found_in": str,
                                  "columns": str, "values_json": str}
-        for j in range(min(width, 32)):
+        for j in range(width):
             cols[f"c{j}"] = str  # declared TEXT but holds each value as it was (SQLite keeps types)
-        _bulk(db, "recovered_rows", rows, "id", cols)
+        col_json = {t: json.dumps(c) for t, c in report.columns.items()}
+        dumps = json.JSONEncoder(ensure_ascii=False).encode
+        pad = (None,) * width
+
+        def cell(v: Any) -> Any:
+            return v if v is None or type(v) in (int, float, str) else dumps(jsonable(v))
+
+        rows = (
+            (i, r.table, r.source, r.page, r.offset, r.rowid, round(r.confidence, 3), r.region, r.frame, r.detail,
+             int(r.rowid_live), int(r.partial), dumps(r.candidates) if r.candidates else "[]",
+             dumps(r.also_found_in) if r.also_found_in else "[]", col_json.get(r.table, "null"),
+             dumps(plain_values(r.values)), *(tuple(cell(v) for v in r.values[:width]) + pad)[:width])
+            for i, r in enumerate(report.recovered, 1))
+        _bulk_tuples(db, "recovered_rows", rows, "id", cols)
         tl_rows = []
         for c in report.timeline.get("columns", []):
             for state in ("live", "recovered"):

@@ -74,9 +74,20 @@ class Report:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, default=_json_default)
 
 
+_PLAIN = (str, int, type(None))
+
+
+def plain_values(values: list[Any]) -> list[Any]:
+    """Row values made JSON-safe; the common all-plain row is returned without a walk."""
+    for v in values:
+        if type(v) not in _PLAIN and not (type(v) is float and math.isfinite(v)):
+            return jsonable(values)
+    return values
+
+
 def _item_dict(r: Recovered, columns: list[str] | None) -> dict[str, Any]:
     d = r.to_dict(columns)
-    d["values"] = jsonable(d["values"])
+    d["values"] = plain_values(d["values"])
     return d
 
 
