@@ -427,3 +427,83 @@ def test_dashboard_shows_the_watcher_status(ui: UI, live: Path) -> None:
     watch.status_path_for(live).write_text(json.dumps({"pid": 2 ** 22 + 12345, "state": "watching"}),
                                            encoding="utf-8")
     assert "watcher: not running" in ui.get("/").text  # a dead pid is not shown as alive
+
+
+def test_datasette_pages_link_to_the_ui(ui: UI) -> None:
+    page = ui.get("/bakestore/ingredients")
+    assert page.status_code == 200
+    for label in ("bakestore: Dashboard", "bakestore: Backups", "bakestore: Forensics"):
+        assert label in page.text  # menu_links in Datasette's own menu
+
+
+def test_every_ui_file_is_shipped_in_the_package() -> None:
+    """pip install . (not only editable) must carry every template and static file of ui/."""
+    import fnmatch
+    import importlib.resources
+    import tomllib
+
+    from bakestore.web.resources import static_dir, templates_dir
+
+    repo = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert config["package-dir"]["bakestore.ui"] == "ui"
+    assert {"bakestore.ui", "bakestore.web"} <= set(config["packages"])
+    globs = config["package-data"]["bakestore.ui"]
+    files = [p.relative_to(repo / "ui").as_posix() for p in (repo / "ui").rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".py"]
+    assert files
+    for name in files:
+        assert any(fnmatch.fnmatch(name, g) for g in globs), f"ui/{name} is not in the package data"
+    # At run time the files are found through the installed package, not the repository layout.
+    assert templates_dir() == Path(str(importlib.resources.files("bakestore.ui"))) / "templates"
+    assert (templates_dir() / "base.html").is_file() and (static_dir() / "bakestore.css").is_file()
+
+
+def test_timeline_svg_shows_clusters_lanes_and_recovered_rows() -> None:
+    from bakestore.web.charts import timeline_svg
+
+    day = 86400
+    t0 = 1_790_000_000 // 3600 * 3600
+    histogram = ([{"table": "ingredients", "hour_ts": t0, "hour": "a", "state": "live", "rows": 40},
+                  {"table": "recipes", "hour_ts": t0 + 3600, "hour": "b", "state": "live", "rows": 5},
+                  {"table": "recipes", "hour_ts": t0 + 3 * day, "hour": "c", "state": "live", "rows": 7},
+                  {"table": "recipes", "hour_ts": t0 + 3 * day, "hour": "c", "state": "recovered", "rows": 2}])
+    clusters = [{"start_ts": t0, "end_ts": t0 + 3600, "count": 45, "start": "s1", "end": "e1"},
+                {"start_ts": t0 + 3 * day, "end_ts": t0 + 3 * day, "count": 7, "start": "s2", "end": "e2"}]
+    svg = timeline_svg({"histogram": histogram, "clusters": clusters, "gap_seconds": 3600})
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert svg.count('<g class="cluster">') == 2 and "C1 · 45" in svg and "C2 · 7" in svg
+    assert ">all tables</text>" in svg and ">ingredients</text>" in svg and ">recipes</text>" in svg
+    assert svg.count('class="recovered"') == 2  # the recipes lane and the all-tables lane
+    import xml.dom.minidom
+
+    xml.dom.minidom.parseString(svg)  # well-formed
+    empty = timeline_svg({"histogram": [], "clusters": []})
+    assert "no timeline" in empty
+
+
+def test_every_table_of_the_demo_renders_list_detail_edit_and_delete_pages(tmp_path: Path) -> None:
+    from bakestore.demo import build_demo
+
+    path = tmp_path / "demo.db"
+    build_demo(path)
+    client = UI(build_datasette(path, ui=True, demo=True))
+    try:
+        assert "demo data" in client.get("/").text
+        for spec in REGISTRY:
+            listing = client.get(f"/data/{spec.name}")
+            assert listing.status_code == 200, spec.name
+            if not spec.has_row_identity:
+                continue
+            links = re.findall(rf'<td class="[a-z]+"><a href="(/data/{spec.name}/[^"]+)"', listing.text)
+            assert links, f"{spec.name}: the demo has no rows to link to"
+            detail = client.get(html.unescape(links[0]))
+            assert detail.status_code == 200, (spec.name, links[0])
+            if spec.natural_key and len(spec.natural_key) > 1:
+                assert links[0].count("/") == 4, links[0]  # /data/<table>/<parent key>/<slug>
+            if forms.editable(spec):
+                for suffix in ("/edit", "/delete"):
+                    page = client.get(html.unescape(links[0]) + suffix)
+                    assert page.status_code == 200, (spec.name, suffix)
+    finally:
+        client.close()
