@@ -77,6 +77,8 @@ SWAP_TIMEOUT_S = 30.0
 #: How long to keep trying to fold the WAL back into the file after a swap (readers can delay it;
 #: if they do, SQLite checkpoints later on its own: the content is already committed).
 CHECKPOINT_TIMEOUT_S = 5.0
+#: How long an operation waits for another one on the same database to finish.
+LOCK_TIMEOUT_S = 10.0
 #: Restore points kept per database (newest first); older ones are pruned after a success.
 KEEP_RESTORE_POINTS = 20
 FAULT_ENV = "BAKESTORE_FAULT"
@@ -146,8 +148,9 @@ class RestoreResult:
 
 
 @contextlib.contextmanager
-def store_lock(db_path: Path, timeout: float = 10.0) -> Iterator[None]:
+def store_lock(db_path: Path, timeout: float | None = None) -> Iterator[None]:
     """An exclusive lock file *next to* the database (never a lock on the database itself)."""
+    timeout = LOCK_TIMEOUT_S if timeout is None else timeout
     lock_path = db_path.with_name(db_path.name + ".lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + timeout
