@@ -192,3 +192,10 @@ def test_fresh_database_raises_no_alarm(tmp_path: Path) -> None:
     kinds = {f["kind"] for f in report.findings}
     assert not kinds & {"wipe_fingerprint", "empty_table", "reseeded", "recovered_rows", "free_pages"}
     assert report.pages["secure_delete"]["verdict"] in ("no deleted space", "deleted content may be recoverable")
+
+
+def test_main_group_turns_forensics_error_into_one_line(tmp_path: Path) -> None:
+    cli = pytest.importorskip("bakestore.cli")
+    res = CliRunner().invoke(cli.main, ["forensics", str(tmp_path / "missing.db"), "--case", str(tmp_path / "c")])
+    assert res.exit_code == 1
+    assert "Error: no such file" in res.output
