@@ -342,7 +342,11 @@ def test_export_restore_with_confirmation_and_undo(ui: UI, live: Path) -> None:
     # Undo: a preview, then the confirmation.
     undo_preview = ui.get("/backups/undo")
     assert undo_preview.status_code == 200 and "nothing has changed yet" in undo_preview.text
-    undone = ui.post("/backups/undo", {"confirm": "yes"}, form_page="/backups/undo")
+    point = re.search(r'name="undo_point" value="([^"]+)"', undo_preview.text).group(1)
+    stale = ui.post("/backups/undo", {"confirm": "yes", "undo_point": "20000101T000000000Z-000-restore.db"},
+                    form_page="/backups/undo")
+    assert stale.status_code == 400 and "changed since the preview" in stale.text
+    undone = ui.post("/backups/undo", {"confirm": "yes", "undo_point": point}, form_page="/backups/undo")
     assert undone.status_code == 302
     with Store(live, device_id=DEVICE_A) as store:
         assert store.count("ingredients") == exported + 1

@@ -524,6 +524,7 @@ def _preview(config: UIConfig, operation: str, params: Mapping[str, str]) -> dic
             if operation == "undo":
                 points = store.restore_points()
                 context["source_label"] = f"restore point {points[0].name}" if points else None
+                context["source_params"] = {"undo_point": points[0].name} if points else {}
                 result = store.undo(dry_run=True)
             else:
                 source, label, source_params = _resolve_source(config, params)
@@ -543,6 +544,11 @@ def _apply(config: UIConfig, operation: str, params: Mapping[str, str]) -> Resto
     expected = params.get("fingerprint", "")
     with open_store(config) as store:
         if operation == "undo":
+            # undo() takes no confirm callback: at least make sure it puts back the point previewed.
+            points = store.restore_points()
+            if not points or points[0].name != params.get("undo_point"):
+                raise RestoreError("undo cancelled; nothing was changed (the newest restore point is not the "
+                                   "one previewed)")
             return store.undo()
         source, _, _ = _resolve_source(config, params)
 

@@ -207,6 +207,7 @@ def test_export_restore_with_confirmation_and_undo(page: Any) -> None:
 def test_forensics_report_and_timeline(page: Any) -> None:
     page.goto("/forensics")
     page.check("input[name=source][value=live]")
+    shot(page, "10a-forensics-form", full_page=False)
     with page.expect_navigation(timeout=120_000):
         page.click("button:has-text('Run the report')")
     assert "/forensics/cases/" in page.url
