@@ -1,0 +1,1490 @@
+"""Sync between one user's devices through a folder moved by an existing engine (git, Syncthing,
+Dropbox, iCloud). Nothing runs a server of ours; nothing live ever goes into the folder.
+
+Layout (one writer per path, so bakestore's own writes never produce conflict copies)::
+
+    FOLDER/bakestore-v1/devices/<device_id>/tables/<table>.ndjson   canonical, sorted by primary key
+    FOLDER/bakestore-v1/devices/<device_id>/manifest.json           written last (temp + fsync + rename)
+
+What a device folder holds is the device's **sync state**, not a copy of its database: every row
+it knows with the row's newest version (including rows that are deleted or hidden, see below)
+plus every tombstone. Merging states is a *pure* function (:func:`merge_states`): per key, the
+greatest ``(row_version, line)`` wins. Versions are hybrid-logical-clock text whose order is the
+merge order and which ends with the writer's device id, so ties between devices are broken by
+device id. Rows and tombstones are two independent max-registers per key, which makes the merge
+a join-semilattice: commutative, associative and idempotent, and an old or partial view of a
+device ("went backwards", duplicated files, re-delivery) can never undo newer state.
+
+The live database is a deterministic **view** of the merged state (:func:`materialize`):
+
+1. a row is visible iff its version is greater than its tombstone's (so a delete wins against
+   every older update, and an update made after the delete was seen revives the row; on an exact
+   tie the delete wins);
+2. UNIQUE rules: when two visible rows share a unique value (two devices created "flour"), the
+   one with the greater version stays visible, the other is hidden (kept in the state, shown
+   again if the winner goes away);
+3. foreign keys, when a visible child's parent is not visible (deleted on another device while
+   this child was edited): a RESTRICT / NO ACTION child **revives its parent** from the parent's
+   last known content (the child's edit shows the parent is still needed), reviving the parent's
+   own parents too; CASCADE children (and children whose parent cannot be revived) are
+   **hidden**, transitively; SET NULL children stay visible with the column **nulled**.
+   Hidden rows stay in the state, so the outcome is the same on every device whatever order the
+   snapshots arrived in, and nothing is destroyed by the rule.
+
+Because the view is a function of the merged state only, devices that have seen the same
+snapshots hold byte-identical databases. Every resolution is reported.
+
+Change capture needs no triggers: the private state DB ``<db>.sync-state.db`` (next to the live
+DB, never in the folder) keeps per-row hashes and versions of what sync last wrote. A row that
+changed without a newer version (written by Datasette or a restore) gets a fresh version; a
+row that vanished without a tombstone gets one. Applying a sync is one ``BEGIN IMMEDIATE``
+transaction on the live DB, after a restore point, with ``foreign_key_check`` and the shrink
+guard before COMMIT, and an audit record; a crash between the live commit and the state DB update
+is detected by a generation number stored in both and handled without guessing deletes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+from . import audit
+from ._version import __version__
+from .clock import DEVICE_ID_RE
+from .errors import BakestoreError, ShrinkRefusedError, SyncError, ValidationError
+from .exports import decode_row, encode_row
+from .models.base import format_timestamp
+from .registry import REGISTRY, Registry, TableSpec
+from .restore import (
+    DEFAULT_MAX_LOSS,
+    TableDiff,
+    _fault,
+    make_restore_point,
+    prune_restore_points,
+    shrink_problems,
+    store_lock,
+)
+from .schema import SCHEMA_VERSION
+from .sqlite import sqlite3
+
+if TYPE_CHECKING:
+    from .store import Store
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "bakestore-sync"
+FORMAT_VERSION = 1
+ROOT_NAME = "bakestore-v1"
+DEVICES_DIR = "devices"
+TABLES_DIR = "tables"
+MANIFEST = "manifest.json"
+TOMBSTONES = "_tombstones"
+#: Key in the live database's ``_bakestore_meta`` that commits atomically with a sync.
+GENERATION_KEY = "sync_generation"
+
+#: The shrink guard ignores a round that removes fewer rows than this in total: deleting the last
+#: row of a small table is an ordinary edit, wiping a device's data is not.
+SHRINK_MIN_ROWS = 10
+
+_VERSION_RE = re.compile(r"^\d{13}-\d{5}-[0-9a-f]{32}$")
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_MAX_FILE_BYTES = 4 * 1024 * 1024 * 1024
+
+Entry = tuple[str, str]  # (row_version, canonical NDJSON line)
+TombKey = tuple[str, str]  # (table_name, row_id)
+
+
+# --------------------------------------------------------------------------- sync-engine debris
+
+
+@dataclass(frozen=True)
+class Name:
+    """What a file or folder name in the sync folder is.
+
+    ``kind``: ``plain`` (ours), ``conflict`` (a sync engine's conflict copy of ``base``: state,
+    merged and reported), ``in-progress`` (a download not finished: ignored), ``stub`` (iCloud
+    evicted ``base``: treated as not arrived), ``own-tmp`` (our own temp file).
+    """
+
+    kind: str
+    base: str
+    engine: str | None = None
+
+
+_OWN_TMP = re.compile(r"^\.(?P<base>.+)\.bakestore-tmp-\d+$")
+_SYNCTHING_TMP = re.compile(r"^(?:\.syncthing\.|~syncthing~)(?P<base>.+)\.tmp$")
+_ICLOUD_STUB = re.compile(r"^\.(?P<base>.+)\.icloud$")
+_SYNCTHING_CONFLICT = re.compile(r"^(?P<stem>.+?)\.sync-conflict-\d{8}-\d{6}(?:-[A-Za-z0-9]+)?(?P<ext>\.[^.]*)?$")
+_DROPBOX_CONFLICT = re.compile(r"^(?P<stem>.+?) \([^()]*conflicted copy[^()]*\)(?P<ext>\.[^.]*)?$", re.IGNORECASE)
+_DUPLICATE = re.compile(r"^(?P<stem>.+?) (?:[2-9]|[1-9]\d+)(?P<ext>\.[^. ]*)?$")
+
+
+def classify(name: str) -> Name:
+    """Recognise Syncthing, Dropbox and iCloud debris by name (sqlite-facts D5)."""
+    if m := _OWN_TMP.match(name):
+        return Name("own-tmp", m["base"], "bakestore")
+    if m := _SYNCTHING_TMP.match(name):
+        return Name("in-progress", m["base"], "syncthing")
+    if m := _ICLOUD_STUB.match(name):
+        return Name("stub", m["base"], "icloud")
+    for pattern, engine in ((_SYNCTHING_CONFLICT, "syncthing"), (_DROPBOX_CONFLICT, "dropbox"),
+                            (_DUPLICATE, "icloud")):
+        if m := pattern.match(name):
+            return Name("conflict", m["stem"] + (m["ext"] or ""), engine)
+    return Name("plain", name)
+
+
+# --------------------------------------------------------------------------- the state (pure)
+
+
+@dataclass
+class State:
+    """A device's sync state: per table and id the newest row, per (table, id) the newest tombstone.
+
+    Two independent max-registers per key; a row is *visible* iff newer than its tombstone.
+    """
+
+    rows: dict[str, dict[str, Entry]] = field(default_factory=dict)
+    tombs: dict[TombKey, Entry] = field(default_factory=dict)
+
+    def put_row(self, table: str, row_id: str, entry: Entry) -> bool:
+        """Join one row in; True if it changed the state."""
+        bucket = self.rows.get(table)
+        if bucket is None:
+            bucket = self.rows[table] = {}
+        current = bucket.get(row_id)
+        if current is None or entry > current:
+            bucket[row_id] = entry
+            return True
+        return False
+
+    def put_tomb(self, key: TombKey, entry: Entry) -> bool:
+        current = self.tombs.get(key)
+        if current is None or entry > current:
+            self.tombs[key] = entry
+            return True
+        return False
+
+    def join(self, other: "State") -> int:
+        """Join ``other`` into this state in place; returns how many entries changed."""
+        changed = 0
+        for table, rows in other.rows.items():
+            if not rows:
+                continue
+            bucket = self.rows.get(table)
+            if bucket is None:
+                self.rows[table] = dict(rows)
+                changed += len(rows)
+                continue
+            for row_id, entry in rows.items():
+                current = bucket.get(row_id)
+                if current is None or entry > current:
+                    bucket[row_id] = entry
+                    changed += 1
+        for key, entry in other.tombs.items():
+            current = self.tombs.get(key)
+            if current is None or entry > current:
+                self.tombs[key] = entry
+                changed += 1
+        return changed
+
+    def copy(self) -> "State":
+        return State({t: dict(r) for t, r in self.rows.items()}, dict(self.tombs))
+
+    def canonical(self) -> tuple[tuple[tuple[str, str, Entry], ...], tuple[tuple[TombKey, Entry], ...]]:
+        rows = tuple(sorted((t, i, e) for t, r in self.rows.items() for i, e in r.items()))
+        return rows, tuple(sorted(self.tombs.items()))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, State):
+            return NotImplemented
+        return self.canonical() == other.canonical()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def row_count(self) -> int:
+        return sum(len(r) for r in self.rows.values())
+
+    def versions(self) -> Iterator[str]:
+        for rows in self.rows.values():
+            for version, _ in rows.values():
+                yield version
+        for version, _ in self.tombs.values():
+            yield version
+
+    def max_version(self) -> str | None:
+        return max(self.versions(), default=None)
+
+
+def merge_states(*states: State) -> State:
+    """The merge: per key the greatest ``(version, line)``; a join-semilattice.
+
+    Commutative, associative and idempotent by construction (max per key), which the property
+    tests check; ties on the version (the same write) are broken by the line so the result never
+    depends on argument order.
+    """
+    merged = State()
+    for state in states:
+        merged.join(state)
+    return merged
+
+
+@dataclass(frozen=True, order=True)
+class Resolution:
+    """One application of a written rule while building the view: reported to the user."""
+
+    rule: str  # "fk-revive-parent" | "fk-hide-child" | "fk-set-null" | "unique-hide"
+    table: str
+    row_id: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "table": self.table, "row_id": self.row_id, "detail": self.detail}
+
+
+@dataclass
+class View:
+    """What the live database must contain: visible rows (table → id → line) and all tombstones."""
+
+    rows: dict[str, dict[str, str]]
+    tombs: dict[TombKey, str]
+    resolutions: list[Resolution]
+
+
+def _unique_sets(spec: TableSpec) -> list[tuple[str, ...]]:
+    sets = [tuple(u) for u in spec.meta.uniques]
+    sets += [(c.name,) for c in spec.columns if c.unique and c.name not in spec.pk]
+    return sets
+
+
+def materialize(state: State, registry: Registry = REGISTRY) -> View:
+    """The deterministic view of a state: visibility, UNIQUE and foreign-key rules (module doc)."""
+    specs = [s for s in registry.exported_tables if s.has_row_identity]
+    order = {s.name: i for i, s in enumerate(specs)}
+    visible: dict[str, dict[str, str]] = {s.name: {} for s in specs}
+    dead: dict[TombKey, str] = {}
+    versions: dict[TombKey, str] = {}
+    for table, rows in state.rows.items():
+        if table not in visible:
+            continue
+        target = visible[table]
+        for row_id, (version, line) in rows.items():
+            tomb = state.tombs.get((table, row_id))
+            versions[(table, row_id)] = version
+            if tomb is not None and tomb[0] >= version:
+                dead[(table, row_id)] = line
+            else:
+                target[row_id] = line
+    decoded: dict[TombKey, dict[str, Any]] = {}
+
+    def row_of(table: str, row_id: str, line: str) -> dict[str, Any]:
+        key = (table, row_id)
+        value = decoded.get(key)
+        if value is None:
+            value = decoded[key] = json.loads(line)
+        return value
+
+    resolutions: list[Resolution] = []
+
+    # 2. UNIQUE: greedy by (version, id) descending; taken[table][columns] = {values: id}
+    taken: dict[str, dict[tuple[str, ...], dict[tuple[Any, ...], str]]] = {}
+    for spec in specs:
+        sets = _unique_sets(spec)
+        if not sets:
+            continue
+        claims: dict[tuple[str, ...], dict[tuple[Any, ...], str]] = {cols: {} for cols in sets}
+        taken[spec.name] = claims
+        table_rows = visible[spec.name]
+        for row_id in sorted(table_rows, key=lambda i: (versions[(spec.name, i)], i), reverse=True):
+            row = row_of(spec.name, row_id, table_rows[row_id])
+            keys = [(cols, tuple(row.get(c) for c in cols)) for cols in sets]
+            keys = [(cols, value) for cols, value in keys if None not in value]
+            clash = next(((cols, claims[cols][value]) for cols, value in keys if value in claims[cols]), None)
+            if clash is not None:
+                del table_rows[row_id]
+                resolutions.append(Resolution("unique-hide", spec.name, row_id,
+                                              f"same {', '.join(clash[0])} as newer row {clash[1]}"))
+                continue
+            for cols, value in keys:
+                claims[cols][value] = row_id
+
+    def unique_free(table: str, row: dict[str, Any]) -> bool:
+        for cols, claims in taken.get(table, {}).items():
+            value = tuple(row.get(c) for c in cols)
+            if None not in value and value in claims:
+                return False
+        return True
+
+    def claim(table: str, row_id: str, row: dict[str, Any]) -> None:
+        for cols, claims in taken.get(table, {}).items():
+            value = tuple(row.get(c) for c in cols)
+            if None not in value:
+                claims[value] = row_id
+
+    # 3. revive: parents of RESTRICT / NO ACTION children; for a revived row, every parent it
+    #    needs to stay visible (all rules but SET NULL, which nulls instead)
+    queue: deque[tuple[str, str, bool]] = deque()
+    for spec in specs:
+        if any(fk.on_delete in ("RESTRICT", "NO ACTION") for fk in spec.foreign_keys):
+            for row_id in sorted(visible[spec.name]):
+                queue.append((spec.name, row_id, False))
+    while queue:
+        table, row_id, revived = queue.popleft()
+        line = visible[table].get(row_id)
+        if line is None:
+            continue
+        row = row_of(table, row_id, line)
+        for fk in registry[table].foreign_keys:
+            if fk.on_delete == "SET NULL" or (not revived and fk.on_delete not in ("RESTRICT", "NO ACTION")):
+                continue
+            parent_id = row.get(fk.column)
+            if parent_id is None or parent_id in visible.get(fk.other_table, {}):
+                continue
+            parent_line = dead.get((fk.other_table, parent_id))
+            if parent_line is None:
+                continue
+            parent = row_of(fk.other_table, parent_id, parent_line)
+            if not unique_free(fk.other_table, parent):
+                continue
+            visible[fk.other_table][parent_id] = parent_line
+            del dead[(fk.other_table, parent_id)]
+            claim(fk.other_table, parent_id, parent)
+            resolutions.append(Resolution("fk-revive-parent", fk.other_table, parent_id,
+                                          f"deleted, but {table} {row_id} still references it via "
+                                          f"{fk.column} ({fk.on_delete})"))
+            queue.append((fk.other_table, parent_id, True))
+
+    # 4. hide children whose parent is not visible (all rules but SET NULL), to a fixpoint
+    changed = True
+    while changed:
+        changed = False
+        for spec in specs:
+            fks = [fk for fk in spec.foreign_keys if fk.on_delete != "SET NULL"]
+            if not fks:
+                continue
+            table_rows = visible[spec.name]
+            for row_id in sorted(table_rows):
+                row = row_of(spec.name, row_id, table_rows[row_id])
+                for fk in fks:
+                    parent_id = row.get(fk.column)
+                    if parent_id is None or parent_id in visible.get(fk.other_table, {}):
+                        continue
+                    del table_rows[row_id]
+                    resolutions.append(Resolution("fk-hide-child", spec.name, row_id,
+                                                  f"{fk.column} → {fk.other_table} {parent_id} is deleted "
+                                                  f"or hidden ({fk.on_delete})"))
+                    changed = True
+                    break
+
+    # 5. SET NULL
+    for spec in specs:
+        fks = [fk for fk in spec.foreign_keys if fk.on_delete == "SET NULL"]
+        if not fks:
+            continue
+        table_rows = visible[spec.name]
+        for row_id in sorted(table_rows):
+            line = table_rows[row_id]
+            row = row_of(spec.name, row_id, line)
+            nulled = [fk for fk in fks if row.get(fk.column) is not None
+                      and row[fk.column] not in visible.get(fk.other_table, {})]
+            if not nulled:
+                continue
+            full = decode_row(line)
+            for fk in nulled:
+                resolutions.append(Resolution("fk-set-null", spec.name, row_id,
+                                              f"{fk.column} → {fk.other_table} {full[fk.column]} is deleted; "
+                                              "column set to null"))
+                full[fk.column] = None
+            columns = tuple(sorted(full))
+            table_rows[row_id] = encode_row(columns, tuple(full[c] for c in columns))
+
+    tombs = {key: line for key, (_, line) in state.tombs.items()}
+    resolutions.sort(key=lambda r: (order.get(r.table, 0), r.row_id, r.rule, r.detail))
+    return View(visible, tombs, resolutions)
+
+
+# --------------------------------------------------------------------------- rows ⇄ lines
+
+
+def _sorted_columns(spec: TableSpec) -> tuple[str, ...]:
+    return tuple(sorted(spec.column_names))
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "integer": (int,), "boolean": (int,), "real": (float, int), "uuid": (str,), "text": (str,),
+    "date": (str,), "datetime": (str,), "json": (str,),
+}
+_type_signatures: dict[tuple[str, tuple[type, ...]], bool] = {}
+
+
+def _check_types(spec: TableSpec, row: dict[str, Any], where: str, label: str) -> None:
+    """Exact columns and JSON types per column kind (a string where a number belongs is damage).
+
+    The tuple of value types is cached per table once found valid, so a large snapshot costs one
+    column-by-column check per distinct shape, not per row.
+    """
+    if row.keys() != set(spec.column_names):
+        unknown = sorted(set(row) - set(spec.column_names))
+        missing = [c for c in spec.column_names if c not in row]
+        what = f"unknown column {unknown[0]!r}" if unknown else f"missing column {missing[0]!r}"
+        raise ValidationError(f"{label}: {where}: {spec.name}: {what}", table=spec.name, record=where)
+    signature = tuple(type(row[c]) for c in spec.column_names)
+    if (spec.name, signature) in _type_signatures:
+        return
+    for column, kind in zip(spec.columns, signature):
+        if kind is type(None):
+            if not column.nullable:
+                raise ValidationError(f"{label}: {where}: {spec.name}.{column.name}: missing value (null)",
+                                      table=spec.name, field=column.name, record=where)
+        elif kind not in _JSON_TYPES[column.kind] or kind is bool:
+            raise ValidationError(f"{label}: {where}: {spec.name}.{column.name}: expected {column.kind}, got "
+                                  f"{kind.__name__}", table=spec.name, field=column.name, record=where)
+    _type_signatures[(spec.name, signature)] = True
+
+
+def parse_line(spec: TableSpec, raw: bytes | str, where: str, label: str) -> tuple[str, str, Entry]:
+    """Validate one NDJSON line of a snapshot; returns (key1, key2, (version, canonical line)).
+
+    ``key1`` is the table (rows) or tombstoned table (tombstones), ``key2`` the id. Versions and
+    ids are checked strictly: a malformed version could otherwise win every merge.
+    """
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    try:
+        row = decode_row(text)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"{label}: {where}: invalid row: {exc}") from None
+    _check_types(spec, row, where, label)
+    for value in row.values():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValidationError(f"{label}: {where}: {spec.name}: NaN or infinity cannot be stored")
+    version = row.get("row_version")
+    if not isinstance(version, str) or not _VERSION_RE.match(version):
+        raise ValidationError(f"{label}: {where}: row_version {version!r} is not '<ms>-<counter>-<device>'")
+    if spec.name == TOMBSTONES:
+        table, row_id = row.get("table_name"), row.get("row_id")
+        if table not in REGISTRY or not REGISTRY[table].has_row_identity:
+            raise ValidationError(f"{label}: {where}: tombstone for unknown table {table!r}")
+    else:
+        table, row_id = spec.name, row.get("id")
+    if not isinstance(row_id, str) or not _UUID_RE.match(row_id):
+        raise ValidationError(f"{label}: {where}: id {row_id!r} is not a lowercase UUID")
+    ordered = _sorted_columns(spec)
+    return str(table), row_id, (version, encode_row(ordered, tuple(row[c] for c in ordered)))
+
+
+def _put(state: State, spec: TableSpec, key1: str, key2: str, entry: Entry) -> None:
+    if spec.name == TOMBSTONES:
+        state.put_tomb((key1, key2), entry)
+    else:
+        state.put_row(key1, key2, entry)
+
+
+def render(state: State, registry: Registry = REGISTRY) -> dict[str, bytes]:
+    """The canonical file content per exported table: lines sorted by primary key."""
+    out: dict[str, bytes] = {}
+    for spec in registry.exported_tables:
+        if spec.name == TOMBSTONES:
+            lines = [line for _, (_, line) in sorted(state.tombs.items())]
+        else:
+            rows = state.rows.get(spec.name, {})
+            lines = [rows[i][1] for i in sorted(rows)]
+        out[spec.name] = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+    return out
+
+
+# --------------------------------------------------------------------------- reading snapshots
+
+
+class SnapshotUnusable(BakestoreError):
+    """A device snapshot cannot be accepted this round (message says why); not fatal."""
+
+
+@dataclass
+class Snapshot:
+    device_id: str
+    path: Path
+    manifest: dict[str, Any]
+    manifest_sha256: str
+    state: State
+
+    @property
+    def sequence(self) -> int | None:
+        value = self.manifest.get("sequence")
+        return value if isinstance(value, int) else None
+
+
+def _sha256_file(path: Path) -> tuple[str, int, int]:
+    digest = hashlib.sha256()
+    size = lines = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+            lines += chunk.count(b"\n")
+    return digest.hexdigest(), size, lines
+
+
+def _split_lines(data: bytes) -> list[bytes] | None:
+    """NDJSON lines; None when the data does not end with a newline (a torn write)."""
+    if not data:
+        return []
+    if not data.endswith(b"\n"):
+        return None
+    return data[:-1].split(b"\n")
+
+
+def read_manifest(device_dir: Path) -> tuple[dict[str, Any], str]:
+    """A device's manifest and its sha256; SnapshotUnusable if missing, evicted or malformed."""
+    path = device_dir / MANIFEST
+    if path.is_symlink():
+        raise SnapshotUnusable(f"{MANIFEST} is a symlink; refusing to follow it")
+    if not path.is_file():
+        if (device_dir / f".{MANIFEST}.icloud").exists():
+            raise SnapshotUnusable(f"{MANIFEST} is not downloaded yet (iCloud placeholder)")
+        raise SnapshotUnusable(f"no {MANIFEST} yet (still arriving, or the device never finished a sync)")
+    raw = path.read_bytes()
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SnapshotUnusable(f"{MANIFEST} is not valid JSON ({exc}); partially arrived?") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise SnapshotUnusable(f"{MANIFEST} is not a {FORMAT_NAME} manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise SnapshotUnusable(f"format_version {manifest.get('format_version')!r} is not supported "
+                               f"(this bakestore reads {FORMAT_VERSION})")
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise SnapshotUnusable(f"schema_version {manifest.get('schema_version')!r} differs from ours "
+                               f"({SCHEMA_VERSION}); sync waits until every device has migrated")
+    if not isinstance(manifest.get("tables"), list):
+        raise SnapshotUnusable(f"{MANIFEST}: 'tables' must be a list")
+    return manifest, hashlib.sha256(raw).hexdigest()
+
+
+def read_snapshot(device_dir: Path, *, expect_device: str | None = None,
+                  registry: Registry = REGISTRY) -> Snapshot:
+    """Verify a device folder against its manifest and read it; SnapshotUnusable says why not.
+
+    Accepted only when every table the registry exports is listed and every listed file is
+    present with the manifest's size, sha256 and row count: sync engines deliver files in any
+    order, so anything else is a snapshot still arriving.
+    """
+    manifest, manifest_sha = read_manifest(device_dir)
+    device = manifest.get("device_id")
+    if not isinstance(device, str) or not DEVICE_ID_RE.match(device):
+        raise SnapshotUnusable(f"{MANIFEST}: device_id {device!r} is not a device id")
+    if expect_device is not None and device != expect_device:
+        raise SnapshotUnusable(f"{MANIFEST} says device {device}, but the folder is {expect_device} "
+                               "(a copied folder?)")
+    entries = {e.get("name"): e for e in manifest["tables"] if isinstance(e, dict)}
+    state = State()
+    label = f"device {device[:8]}"
+    for spec in registry.exported_tables:
+        entry = entries.get(spec.name)
+        if entry is None:
+            raise SnapshotUnusable(f"{MANIFEST} does not list table {spec.name}")
+        expected_file = f"{TABLES_DIR}/{spec.name}.ndjson"
+        if entry.get("file") != expected_file:
+            raise SnapshotUnusable(f"{MANIFEST}: {spec.name} file is {entry.get('file')!r}, expected {expected_file}")
+        path = device_dir / TABLES_DIR / f"{spec.name}.ndjson"
+        if path.is_symlink():
+            raise SnapshotUnusable(f"{expected_file} is a symlink; refusing to follow it")
+        if not path.is_file():
+            stub = path.with_name(f".{path.name}.icloud")
+            why = "not downloaded yet (iCloud placeholder)" if stub.exists() else "missing (still arriving?)"
+            raise SnapshotUnusable(f"{expected_file} is {why}")
+        size = path.stat().st_size
+        if size != entry.get("bytes") or size > _MAX_FILE_BYTES:
+            raise SnapshotUnusable(f"{expected_file}: {size} bytes, the manifest says {entry.get('bytes')} "
+                                   "(partially arrived or replaced)")
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+            raise SnapshotUnusable(f"{expected_file}: sha256 does not match the manifest (partially arrived "
+                                   "or replaced)")
+        lines = _split_lines(data)
+        if lines is None or len(lines) != entry.get("rows"):
+            raise SnapshotUnusable(f"{expected_file}: {len(lines) if lines is not None else 'torn'} rows, "
+                                   f"the manifest says {entry.get('rows')}")
+        for lineno, raw in enumerate(lines, 1):
+            try:
+                key1, key2, parsed = parse_line(spec, raw, f"{expected_file}:{lineno}", label)
+            except (ValidationError, UnicodeDecodeError) as exc:
+                raise SnapshotUnusable(str(exc)) from None
+            _put(state, spec, key1, key2, parsed)
+    return Snapshot(device, device_dir, manifest, manifest_sha, state)
+
+
+def read_loose_file(path: Path, spec: TableSpec, label: str) -> State:
+    """A conflict copy of one table file: every line is self-describing state, so it is merged
+    as long as every line is a valid row (a torn copy is ignored as a whole)."""
+    state = State()
+    lines = _split_lines(path.read_bytes())
+    if lines is None:
+        raise SnapshotUnusable(f"{path.name}: the last line is incomplete (torn copy)")
+    for lineno, raw in enumerate(lines, 1):
+        try:
+            key1, key2, parsed = parse_line(spec, raw, f"{path.name}:{lineno}", label)
+        except (ValidationError, UnicodeDecodeError) as exc:
+            raise SnapshotUnusable(str(exc)) from None
+        _put(state, spec, key1, key2, parsed)
+    return state
+
+
+# --------------------------------------------------------------------------- writing our snapshot
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.bakestore-tmp-{os.getpid()}")
+    with open(tmp, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def write_snapshot(device_dir: Path, state: State, *, device_id: str, sequence: int,
+                   registry: Registry = REGISTRY) -> int | None:
+    """Write ``state`` into our device folder: table files first, the manifest last.
+
+    Only files whose bytes differ are rewritten, and the manifest only when a table changed, so
+    an unchanged state causes no churn in the sync engine. Returns the new sequence number, or
+    None when nothing had to be written.
+    """
+    tables_dir = device_dir / TABLES_DIR
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in list(device_dir.iterdir()) + list(tables_dir.iterdir()):
+        if classify(leftover.name).kind == "own-tmp":
+            leftover.unlink()  # a crash of ours left it; never anyone else's file
+    contents = render(state, registry)
+    entries = []
+    for spec in registry.exported_tables:
+        data = contents[spec.name]
+        entries.append({"name": spec.name, "file": f"{TABLES_DIR}/{spec.name}.ndjson",
+                        "rows": data.count(b"\n"), "bytes": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest()})
+    try:
+        old_manifest, _ = read_manifest(device_dir)
+        old_entries = old_manifest.get("tables")
+        old_sequence = old_manifest.get("sequence") if isinstance(old_manifest.get("sequence"), int) else 0
+    except SnapshotUnusable:
+        old_entries, old_sequence = None, 0
+    wrote = False
+    for spec, entry in zip(registry.exported_tables, entries):
+        path = tables_dir / f"{spec.name}.ndjson"
+        if path.is_file() and path.stat().st_size == entry["bytes"] and _sha256_file(path)[0] == entry["sha256"]:
+            continue
+        _atomic_write(path, contents[spec.name])
+        wrote = True
+    if not wrote and old_entries == entries:
+        return None
+    _fsync_dir(tables_dir)
+    new_sequence = max(sequence, old_sequence + 1)
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "schema_version": SCHEMA_VERSION,
+        "bakestore_version": __version__,
+        "device_id": device_id,
+        "sequence": new_sequence,
+        "exported_at": format_timestamp(_dt.datetime.now(_dt.timezone.utc)),
+        "max_version": state.max_version(),
+        "tables": entries,
+        "total_rows": sum(e["rows"] for e in entries),
+    }
+    _atomic_write(device_dir / MANIFEST,
+                  (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+    _fsync_dir(device_dir)
+    return new_sequence
+
+
+# --------------------------------------------------------------------------- the live database
+
+
+def _line_hash(line: str) -> bytes:
+    return hashlib.blake2b(line.encode("utf-8"), digest_size=16).digest()
+
+
+def read_live(conn: Any, registry: Registry = REGISTRY) -> State:
+    """The live database's exported tables as a State (one row per id, its line and version)."""
+    state = State()
+    for spec in registry.exported_tables:
+        columns = _sorted_columns(spec)
+        select = ", ".join(f'"{c}"' for c in columns)
+        version_at = columns.index("row_version")
+        if spec.name == TOMBSTONES:
+            t_at, id_at = columns.index("table_name"), columns.index("row_id")
+            for values in conn.execute(f'SELECT {select} FROM "{spec.name}"'):
+                state.tombs[(values[t_at], values[id_at])] = (values[version_at], encode_row(columns, values))
+        elif spec.has_row_identity:
+            id_at = columns.index("id")
+            rows: dict[str, Entry] = {}
+            for values in conn.execute(f'SELECT {select} FROM "{spec.name}"'):
+                rows[values[id_at]] = (values[version_at], encode_row(columns, values))
+            if rows:
+                state.rows[spec.name] = rows
+        else:
+            raise SyncError(f"{spec.name}: exported table without row identity; sync cannot merge it")
+    return state
+
+
+Baseline = dict[str, dict[str, tuple[bytes, str]]]  # table → id → (line hash, version)
+
+
+@dataclass
+class Capture:
+    """Local changes since the last sync, as state to merge, and what had to be stamped."""
+
+    state: State
+    rows: int = 0
+    tombstones: int = 0
+    minted_versions: list[TombKey] = field(default_factory=list)
+    minted_tombstones: list[TombKey] = field(default_factory=list)
+    adopted_seed_rows: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"rows": self.rows, "tombstones": self.tombstones, "minted_versions": len(self.minted_versions),
+                "minted_tombstones": len(self.minted_tombstones), "adopted_seed_rows": self.adopted_seed_rows}
+
+
+def _restamp(line: str, version: str) -> str:
+    row = decode_row(line)
+    row["row_version"] = version
+    columns = tuple(sorted(row))
+    return encode_row(columns, tuple(row[c] for c in columns))
+
+
+def capture(live: State, baseline: Baseline | None, known: State, *, mint: Callable[[], str], now: str,
+            registry: Registry = REGISTRY) -> Capture:
+    """Turn the live database into state to merge (change capture without triggers).
+
+    With a baseline (what the last sync wrote, per id: hash and version):
+
+    * a row whose content differs from the baseline with a *newer* version was written through
+      the API: taken as is; with the same or an older version it was written outside the API or
+      restored: it gets a fresh version (``mint``) so it wins, as the user's latest act;
+    * a row new to the baseline that is not newer than what is known of its id (a deleted or
+      older row brought back by a restore) gets a fresh version;
+    * a row in the baseline that vanished without a newer tombstone gets a fresh tombstone.
+
+    Without a baseline (first sync, or the state DB lags the live DB after a crash) nothing is
+    minted: rows are taken only when newer than what the others know, because a view artefact
+    (a nulled column, a revived parent) cannot be told from an edit; and a first sync adopts the
+    others' seed rows (units, recipe categories) rather than its own freshly seeded copies, so a
+    new device never reverts edits made to them elsewhere.
+    """
+    out = Capture(State())
+    for spec in registry.exported_tables:
+        if not spec.has_row_identity:
+            continue
+        table = spec.name
+        live_rows = live.rows.get(table, {})
+        base_rows = baseline.get(table, {}) if baseline is not None else {}
+        known_rows = known.rows.get(table, {})
+        for row_id, (version, line) in live_rows.items():
+            base = base_rows.get(row_id)
+            if baseline is not None and base is not None:
+                if _line_hash(line) == base[0]:
+                    continue
+                if version > base[1]:
+                    out.state.put_row(table, row_id, (version, line))
+                else:
+                    fresh = mint()
+                    out.state.put_row(table, row_id, (fresh, _restamp(line, fresh)))
+                    out.minted_versions.append((table, row_id))
+                out.rows += 1
+                continue
+            seen = known_rows.get(row_id)
+            tomb = known.tombs.get((table, row_id))
+            if baseline is None:
+                if seen is not None and (spec.is_seed or seen[0] >= version):
+                    out.adopted_seed_rows += spec.is_seed
+                    continue
+                out.state.put_row(table, row_id, (version, line))
+                out.rows += 1
+                continue
+            # a row new to the baseline: inserted here, or brought back by a restore
+            if seen is not None and seen[1] == line:
+                continue
+            newest_known = max(seen[0] if seen is not None else "", tomb[0] if tomb is not None else "")
+            if newest_known >= version:
+                fresh = mint()
+                out.state.put_row(table, row_id, (fresh, _restamp(line, fresh)))
+                out.minted_versions.append((table, row_id))
+            else:
+                out.state.put_row(table, row_id, (version, line))
+            out.rows += 1
+        if baseline is None:
+            continue
+        for row_id, (_, base_version) in base_rows.items():
+            if row_id in live_rows:
+                continue
+            tomb = live.tombs.get((table, row_id))
+            if tomb is not None and tomb[0] > base_version:
+                continue  # deleted through the API: its tombstone is captured below
+            fresh = mint()
+            tomb_line = encode_row(("deleted_at", "row_id", "row_version", "table_name"), (now, row_id, fresh, table))
+            out.state.put_tomb((table, row_id), (fresh, tomb_line))
+            out.minted_tombstones.append((table, row_id))
+    for key, entry in live.tombs.items():
+        if out.state.put_tomb(key, entry):
+            out.tombstones += 1
+    return out
+
+
+def _diff(live: State, view: View, registry: Registry) -> dict[str, TableDiff]:
+    diff: dict[str, TableDiff] = {}
+    for spec in registry.exported_tables:
+        if spec.name == TOMBSTONES:
+            before_t = {k: e[1] for k, e in live.tombs.items()}
+            after_t = view.tombs
+            added = sum(1 for k in after_t if k not in before_t)
+            removed = sum(1 for k in before_t if k not in after_t)
+            changed = sum(1 for k, line in after_t.items() if k in before_t and before_t[k] != line)
+            diff[spec.name] = TableDiff(len(before_t), len(after_t), added, removed, changed)
+            continue
+        before = live.rows.get(spec.name, {})
+        after = view.rows.get(spec.name, {})
+        added = sum(1 for i in after if i not in before)
+        removed = sum(1 for i in before if i not in after)
+        changed = sum(1 for i, line in after.items() if i in before and before[i][1] != line)
+        diff[spec.name] = TableDiff(len(before), len(after), added, removed, changed)
+    return diff
+
+
+def _apply(conn: Any, live: State, view: View, registry: Registry) -> None:
+    """Make the live tables equal the view: delete every row that goes or changes, then insert.
+
+    Runs with ``foreign_keys=OFF`` on this connection so SQLite's own ON DELETE actions do not
+    fire (the view already encodes the written FK rule); ``foreign_key_check`` runs afterwards,
+    before COMMIT. Deleting all changed rows before inserting any means a UNIQUE value can move
+    from one row to another without a transient clash.
+    """
+    inserts: list[tuple[TableSpec, list[str]]] = []
+    for spec in registry.exported_tables:
+        if spec.name == TOMBSTONES:
+            before_t = {k: e[1] for k, e in live.tombs.items()}
+            gone = [k for k, line in before_t.items() if view.tombs.get(k) != line]
+            conn.executemany(f'DELETE FROM "{TOMBSTONES}" WHERE table_name = ? AND row_id = ?', gone)
+            inserts.append((spec, [line for k, line in sorted(view.tombs.items()) if before_t.get(k) != line]))
+            continue
+        before = live.rows.get(spec.name, {})
+        after = view.rows.get(spec.name, {})
+        gone_ids = [(i,) for i, (_, line) in before.items() if after.get(i) != line]
+        conn.executemany(f'DELETE FROM "{spec.name}" WHERE id = ?', gone_ids)
+        inserts.append((spec, [after[i] for i in sorted(after) if i not in before or before[i][1] != after[i]]))
+    for spec, lines in inserts:
+        if not lines:
+            continue
+        columns = spec.column_names
+        sql = (f'INSERT INTO "{spec.name}" ({", ".join(chr(34) + c + chr(34) for c in columns)}) '
+               f'VALUES ({", ".join("?" for _ in columns)})')
+        values = [[row[c] for c in columns] for row in map(decode_row, lines)]
+        try:
+            conn.executemany(sql, values)
+        except sqlite3.IntegrityError as exc:
+            culprit = _find_bad_row(conn, sql, values, spec)
+            raise SyncError(f"sync refused: {spec.name} row {culprit} breaks a rule of the database "
+                            f"({exc}); the live database was not changed") from None
+
+
+def _find_bad_row(conn: Any, sql: str, values: list[list[Any]], spec: TableSpec) -> str:
+    id_at = spec.column_names.index("id") if "id" in spec.column_names else 0
+    conn.execute("SAVEPOINT probe")
+    try:
+        for row in values:
+            try:
+                conn.execute(sql, row)
+            except sqlite3.IntegrityError:
+                return str(row[id_at])
+        return "?"
+    finally:
+        conn.execute("ROLLBACK TO probe")
+        conn.execute("RELEASE probe")
+
+
+# --------------------------------------------------------------------------- the private state DB
+
+
+def state_path_for(db_path: str | os.PathLike[str]) -> Path:
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.name + ".sync-state.db")
+
+
+_STATE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rows (tbl TEXT, id TEXT, version TEXT NOT NULL, line TEXT NOT NULL,
+                                 PRIMARY KEY (tbl, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tombs (tbl TEXT, id TEXT, version TEXT NOT NULL, line TEXT NOT NULL,
+                                  PRIMARY KEY (tbl, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS base (tbl TEXT, id TEXT, hash BLOB NOT NULL, version TEXT NOT NULL,
+                                 PRIMARY KEY (tbl, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS devices (folder TEXT, device_id TEXT, manifest_sha256 TEXT, sequence INTEGER,
+                                    exported_at TEXT, accepted_at TEXT, rows INTEGER, max_version TEXT,
+                                    PRIMARY KEY (folder, device_id)) WITHOUT ROWID;
+"""
+
+
+class StateDB:
+    """``<db>.sync-state.db``: the merged state, the baseline for change capture, accepted snapshots.
+
+    A separate file next to the live database (never in the sync folder, never exported). Its
+    ``generation`` must equal the live database's ``_bakestore_meta.sync_generation``; when it does
+    not, the last round's state write was lost and capture runs without a baseline.
+    """
+
+    def __init__(self, db_path: Path, *, create: bool = True) -> None:
+        self.path = state_path_for(db_path)
+        # A dry run must not even create the file: an empty in-memory state stands in for it.
+        target = str(self.path) if create or self.path.exists() else ":memory:"
+        self.conn = sqlite3.connect(target, timeout=5.0, isolation_level=None)
+        self.conn.execute("PRAGMA busy_timeout = 5000")
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.executescript(_STATE_SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    @property
+    def generation(self) -> int:
+        return int(self.meta("generation") or 0)
+
+    def load_state(self) -> State:
+        state = State()
+        for table, row_id, version, line in self.conn.execute("SELECT tbl, id, version, line FROM rows"):
+            state.rows.setdefault(table, {})[row_id] = (version, line)
+        for table, row_id, version, line in self.conn.execute("SELECT tbl, id, version, line FROM tombs"):
+            state.tombs[(table, row_id)] = (version, line)
+        return state
+
+    def load_baseline(self) -> Baseline:
+        baseline: Baseline = {}
+        for table, row_id, digest, version in self.conn.execute("SELECT tbl, id, hash, version FROM base"):
+            baseline.setdefault(table, {})[row_id] = (bytes(digest), version)
+        return baseline
+
+    def accepted(self, folder: str) -> dict[str, dict[str, Any]]:
+        cursor = self.conn.execute("SELECT device_id, manifest_sha256, sequence, exported_at, accepted_at, rows, "
+                                   "max_version FROM devices WHERE folder = ?", [folder])
+        keys = ("device_id", "manifest_sha256", "sequence", "exported_at", "accepted_at", "rows", "max_version")
+        return {row[0]: dict(zip(keys, row)) for row in cursor}
+
+    def save(self, *, old: State, new: State, baseline: Baseline | None, view: View | None,
+             devices: list[tuple[str, Snapshot]], generation: int | None) -> None:
+        """One transaction: the state delta, the new baseline (from the view), accepted devices."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table, rows in new.rows.items():
+                old_rows = old.rows.get(table, {})
+                conn.executemany("INSERT OR REPLACE INTO rows (tbl, id, version, line) VALUES (?, ?, ?, ?)",
+                                 [(table, i, v, line) for i, (v, line) in rows.items() if old_rows.get(i) != (v, line)])
+            conn.executemany("INSERT OR REPLACE INTO tombs (tbl, id, version, line) VALUES (?, ?, ?, ?)",
+                             [(k[0], k[1], v, line) for k, (v, line) in new.tombs.items()
+                              if old.tombs.get(k) != (v, line)])
+            if view is not None:
+                new_base = {t: {i: _line_hash(line) for i, line in rows.items()} for t, rows in view.rows.items()}
+                old_base = baseline or {}
+                deletes, upserts = [], []
+                for table, rows in new_base.items():
+                    previous = old_base.get(table, {})
+                    for row_id, digest in rows.items():
+                        if previous.get(row_id, (None,))[0] != digest:
+                            upserts.append((table, row_id, digest, view_version(view.rows[table][row_id])))
+                    deletes += [(table, i) for i in previous if i not in rows]
+                for table, previous in old_base.items():
+                    if table not in new_base:
+                        deletes += [(table, i) for i in previous]
+                if baseline is None:
+                    conn.execute("DELETE FROM base")
+                    deletes = []
+                conn.executemany("DELETE FROM base WHERE tbl = ? AND id = ?", deletes)
+                conn.executemany("INSERT OR REPLACE INTO base (tbl, id, hash, version) VALUES (?, ?, ?, ?)", upserts)
+            for folder, snap in devices:
+                conn.execute("INSERT OR REPLACE INTO devices (folder, device_id, manifest_sha256, sequence, "
+                             "exported_at, accepted_at, rows, max_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             [folder, snap.device_id, snap.manifest_sha256, snap.sequence,
+                              snap.manifest.get("exported_at"), _utc_now(), snap.manifest.get("total_rows"),
+                              snap.manifest.get("max_version")])
+            if generation is not None:
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('generation', ?)", [str(generation)])
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+
+
+def view_version(line: str) -> str:
+    """The row_version inside a canonical line (keys are sorted; read it without a full decode)."""
+    start = line.find('"row_version":"')
+    if start < 0:
+        raise SyncError(f"row without a row_version: {line[:80]}")
+    start += len('"row_version":"')
+    return line[start:line.index('"', start)]
+
+
+def _utc_now() -> str:
+    return format_timestamp(_dt.datetime.now(_dt.timezone.utc))
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass
+class DeviceReport:
+    """What sync did with one device folder this round."""
+
+    device_id: str
+    folder: str
+    status: str  # own | accepted | unchanged | skipped | conflict-copy
+    message: str | None = None
+    sequence: int | None = None
+    exported_at: str | None = None
+    rows: int | None = None
+    went_backwards: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class SyncReport:
+    folder: str
+    device_id: str
+    dry_run: bool
+    mode: str = "baseline"  # baseline | first-sync | recovery
+    devices: list[DeviceReport] = field(default_factory=list)
+    captured: dict[str, int] = field(default_factory=dict)
+    diff: dict[str, TableDiff] = field(default_factory=dict)
+    resolutions: list[Resolution] = field(default_factory=list)
+    debris: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    shrink: list[str] = field(default_factory=list)
+    restore_point: Path | None = None
+    audit_id: str | None = None
+    exported_sequence: int | None = None
+
+    @property
+    def changed_rows(self) -> int:
+        return sum(d.added + d.removed + d.changed for d in self.diff.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "folder": self.folder, "device_id": self.device_id, "dry_run": self.dry_run, "mode": self.mode,
+            "devices": [d.as_dict() for d in self.devices], "captured": self.captured,
+            "diff": {t: d.as_dict() for t, d in self.diff.items() if not d.unchanged},
+            "changed_rows": self.changed_rows,
+            "resolutions": [r.as_dict() for r in self.resolutions], "debris": self.debris,
+            "messages": self.messages, "shrink": self.shrink,
+            "restore_point": str(self.restore_point) if self.restore_point else None,
+            "audit_id": self.audit_id, "exported_sequence": self.exported_sequence,
+        }
+
+
+# --------------------------------------------------------------------------- the folder
+
+
+def check_folder(db_path: Path, folder: Path) -> Path:
+    """Refuse a sync folder that contains the live database or any live SQLite file.
+
+    The live ``.db``/``-wal``/``-shm`` must never travel through a sync engine (sqlite-facts D1):
+    each file would arrive on its own, and two devices would share no lock.
+    """
+    if not folder.is_dir():
+        raise SyncError(f"{folder}: no such folder (create it, or point to the folder your sync engine shares)")
+    root = folder.resolve()
+    live = db_path.resolve()
+    if root == live.parent or root in live.parents:
+        raise SyncError(f"{folder} contains the live database {db_path}; a sync folder must never hold a live "
+                        "database (pick a folder outside the database's directory)")
+    live_names = {live.name, f"{live.name}-wal", f"{live.name}-shm", f"{live.name}-journal"}
+    candidates = list(folder.iterdir())
+    tree = folder / ROOT_NAME
+    if tree.is_dir():
+        candidates += [p for p in tree.rglob("*")]
+    for path in candidates:
+        name = path.name
+        if name in live_names or (path.parent != folder and name.endswith((".db", ".db-wal", ".db-shm", ".db-journal"))):
+            raise SyncError(f"{path}: a live SQLite file inside the sync folder; bakestore refuses to sync "
+                            "through a folder holding a database (move it out first)")
+    return tree / DEVICES_DIR
+
+
+@dataclass
+class _Scan:
+    snapshots: list[tuple[str, Snapshot]] = field(default_factory=list)  # (folder key, snapshot) accepted now
+    loose: list[State] = field(default_factory=list)
+    reports: list[DeviceReport] = field(default_factory=list)
+    debris: list[str] = field(default_factory=list)
+    own: Path | None = None
+    own_report: DeviceReport | None = None
+
+
+def _scan_device_extras(device_dir: Path, device: str, scan: _Scan, prefix: str) -> None:
+    """Conflict copies and other debris inside another device's folder (merged or reported)."""
+    label = f"device {device[:8]}"
+    for directory in (device_dir, device_dir / TABLES_DIR):
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.iterdir()):
+            name = classify(path.name)
+            where = f"{prefix}/{path.relative_to(device_dir)}"
+            if name.kind == "plain":
+                if path.is_dir() and path.name == TABLES_DIR:
+                    continue
+                if directory == device_dir and path.name == MANIFEST:
+                    continue
+                if directory != device_dir and path.name.removesuffix(".ndjson") in REGISTRY:
+                    continue
+                scan.debris.append(f"{where}: unknown file, ignored")
+            elif name.kind in ("in-progress", "stub", "own-tmp"):
+                scan.debris.append(f"{where}: {name.engine} {name.kind} file, ignored")
+            elif name.kind == "conflict":
+                if path.is_dir() and name.base == TABLES_DIR:
+                    files = [(f, f.name) for f in sorted(path.iterdir()) if f.is_file()]
+                elif path.is_file() and name.base.endswith(".ndjson"):
+                    files = [(path, name.base)]
+                else:
+                    scan.debris.append(f"{where}: {name.engine} conflict copy of {name.base}, reported only "
+                                       "(a manifest copy describes files that were overwritten)")
+                    continue
+                for file, base in files:
+                    table = classify(base).base.removesuffix(".ndjson")
+                    if table not in REGISTRY or not REGISTRY[table].exported:
+                        scan.debris.append(f"{where}: {file.name}: not a table file, ignored")
+                        continue
+                    try:
+                        scan.loose.append(read_loose_file(file, REGISTRY[table], label))
+                        scan.debris.append(f"{where}: {name.engine} conflict copy of {table}: merged (it is state)")
+                    except (SnapshotUnusable, OSError) as exc:
+                        scan.debris.append(f"{where}: {name.engine} conflict copy unreadable ({exc}); ignored")
+
+
+def _own_folder_alarm(device_dir: Path) -> None:
+    for directory in (device_dir, device_dir / TABLES_DIR):
+        if not directory.is_dir():
+            continue
+        for path in directory.iterdir():
+            name = classify(path.name)
+            if name.kind == "conflict":
+                raise SyncError(f"{path}: a {name.engine} conflict copy inside this device's own folder: another "
+                                "device uses the same device id (a copied config directory?). Give one of them "
+                                "a new id (delete its device_id file) before syncing again")
+
+
+def _scan(devices_dir: Path, me: str, folder_key: str, accepted: dict[str, dict[str, Any]]) -> _Scan:
+    scan = _Scan()
+    if not devices_dir.is_dir():
+        return scan
+    for path in sorted(devices_dir.iterdir()):
+        name = classify(path.name)
+        where = f"devices/{path.name}"
+        if name.kind in ("in-progress", "stub", "own-tmp"):
+            scan.debris.append(f"{where}: {name.engine} {name.kind} entry, ignored")
+            continue
+        if not path.is_dir() or not DEVICE_ID_RE.match(name.base):
+            scan.debris.append(f"{where}: not a device folder, ignored")
+            continue
+        device = name.base
+        if device == me:
+            if name.kind == "conflict":
+                raise SyncError(f"{path}: a {name.engine} conflict copy of this device's own folder: another device "
+                                "uses the same device id. Give one of them a new id before syncing again")
+            _own_folder_alarm(path)
+            scan.own = path
+            scan.own_report = own = DeviceReport(device, where, "own")
+            try:
+                manifest, _ = read_manifest(path)
+                own.sequence, own.exported_at = manifest.get("sequence"), manifest.get("exported_at")
+                own.rows = manifest.get("total_rows")
+            except SnapshotUnusable as exc:
+                own.message = f"not written yet or unreadable: {exc}"
+            continue
+        if name.kind == "conflict":
+            try:
+                snap = read_snapshot(path, registry=REGISTRY)
+                scan.loose.append(snap.state)
+                scan.debris.append(f"{where}: {name.engine} conflict copy of device {device[:8]}'s folder: merged")
+            except (SnapshotUnusable, OSError) as exc:
+                scan.debris.append(f"{where}: conflict copy of device {device[:8]}'s folder unusable ({exc}); ignored")
+            continue
+        report = DeviceReport(device, where, "skipped")
+        previous = accepted.get(device)
+        try:
+            manifest, manifest_sha = read_manifest(path)
+            report.sequence = manifest.get("sequence") if isinstance(manifest.get("sequence"), int) else None
+            report.exported_at = manifest.get("exported_at")
+            report.rows = manifest.get("total_rows")
+            if previous is not None and previous.get("manifest_sha256") == manifest_sha:
+                report.status = "unchanged"
+            else:
+                snap = read_snapshot(path, expect_device=device)
+                if snap.manifest_sha256 != manifest_sha:
+                    raise SnapshotUnusable(f"{MANIFEST} changed while it was read; retrying next round")
+                scan.snapshots.append((folder_key, snap))
+                report.status = "accepted"
+                if previous is not None and isinstance(previous.get("sequence"), int) and \
+                        report.sequence is not None and report.sequence < previous["sequence"]:
+                    report.went_backwards = True
+                    report.message = (f"went backwards in time (sequence {report.sequence} < {previous['sequence']} "
+                                      "accepted before); merged anyway: older state cannot undo newer state")
+        except (SnapshotUnusable, OSError) as exc:
+            report.status = "skipped"
+            kept = (f"keeping its last accepted state (sequence {previous.get('sequence')}, exported "
+                    f"{previous.get('exported_at')})") if previous else "nothing accepted from it yet"
+            report.message = f"{exc}; skipped this round, {kept}"
+            log.warning("sync: device %s: %s", device[:8], report.message)
+        scan.reports.append(report)
+        _scan_device_extras(path, device, scan, where)
+    return scan
+
+
+# --------------------------------------------------------------------------- sync
+
+
+def sync_shrink_problems(diff: dict[str, TableDiff], *, max_loss: float, registry: Registry) -> list[str]:
+    """The restore pipeline's shrink guard, applied only when at least SHRINK_MIN_ROWS domain rows go."""
+    domain = {s.name for s in registry.domain_tables}
+    lost = sum(max(0, d.before - d.after) for t, d in diff.items() if t in domain)
+    if lost < SHRINK_MIN_ROWS:
+        return []
+    return shrink_problems(diff, max_loss=max_loss, registry=registry)
+
+
+def _connect_live(path: Path) -> Any:
+    conn = sqlite3.connect(str(path), timeout=5.0, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA foreign_keys = OFF")  # the view encodes the FK rule; checked before COMMIT
+    conn.execute("PRAGMA secure_delete = OFF")
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def _live_generation(conn: Any) -> int | None:
+    row = conn.execute('SELECT value FROM "_bakestore_meta" WHERE key = ?', [GENERATION_KEY]).fetchone()
+    try:
+        return int(row[0]) if row else None
+    except ValueError:
+        return None
+
+
+def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = False, allow_shrink: bool = False,
+         max_loss: float = DEFAULT_MAX_LOSS) -> SyncReport:
+    """One sync round with the devices in ``folder``; see the module docstring for the rules.
+
+    Steps: refuse a folder holding a live database; read every other device's snapshot (verified
+    against its manifest, else skipped this round); inside one ``BEGIN IMMEDIATE`` transaction on
+    the live DB capture local changes, merge, build the view, run the shrink guard, take a restore
+    point, apply, ``foreign_key_check``, COMMIT; audit; then write our own device folder.
+    ``dry_run`` reports what would change and writes nothing anywhere.
+    """
+    folder = Path(folder)
+    registry = store.registry
+    me = store.device_id
+    devices_dir = check_folder(store.path, folder)
+    folder_key = str(folder.resolve())
+    report = SyncReport(str(folder), me, dry_run)
+    started = time.monotonic()
+    record = audit.AuditRecord(operation="sync", db_path=str(store.path), source=f"sync folder {folder}")
+    with store_lock(store.path):
+        state_db = StateDB(store.path, create=not dry_run)
+        conn: Any = None
+        try:
+            try:
+                scan = _scan(devices_dir, me, folder_key, state_db.accepted(folder_key))
+            except SyncError as exc:
+                record.outcome, record.reason = "refused", str(exc)
+                _audit(store, record, started)
+                raise
+            report.devices = [scan.own_report or DeviceReport(me, f"devices/{me}", "own", "not written yet")]
+            report.devices += scan.reports
+            report.debris = scan.debris
+            conn = _connect_live(store.path)
+            conn.execute("BEGIN IMMEDIATE")
+            live_generation = _live_generation(conn)
+            generation = state_db.generation
+            raw = state_db.load_state()
+            inputs = [s.state for _, s in scan.snapshots] + scan.loose
+            if live_generation is not None and live_generation == generation:
+                baseline: Baseline | None = state_db.load_baseline()
+                report.mode = "baseline"
+            elif live_generation is None and generation > 0:
+                baseline = state_db.load_baseline()  # the live DB was restored or replaced: capture it
+                report.mode = "baseline"
+                report.messages.append("the live database was restored or replaced since the last sync; "
+                                       "its differences are treated as local changes")
+            else:
+                baseline = None
+                report.mode = "first-sync" if generation == 0 and live_generation is None else "recovery"
+                if report.mode == "recovery":
+                    report.messages.append(f"sync state generation {generation} ≠ live generation "
+                                           f"{live_generation}: the last round's bookkeeping was lost; "
+                                           "capturing without a baseline (nothing is deleted by guess)")
+                if scan.own is not None:
+                    try:
+                        inputs.append(read_snapshot(scan.own, expect_device=me).state)
+                    except (SnapshotUnusable, OSError) as exc:
+                        report.messages.append(f"own device folder not readable for recovery: {exc}")
+            known = merge_states(raw, *inputs)
+            live = read_live(conn, registry)
+            for source in (known, live):
+                top = source.max_version()
+                if top:
+                    store.clock.observe(top)
+            now = store.now()
+            local = capture(live, baseline, known, mint=store.clock.now, now=now, registry=registry)
+            report.captured = local.as_dict()
+            if baseline is not None and local.minted_tombstones:
+                lost: dict[str, int] = {}
+                for table, _ in local.minted_tombstones:
+                    lost[table] = lost.get(table, 0) + 1
+                out_diff = {t: TableDiff(len(rows), len(rows) - lost.get(t, 0), removed=lost.get(t, 0))
+                            for t, rows in baseline.items()}
+                problems = sync_shrink_problems(out_diff, max_loss=max_loss, registry=registry)
+                if problems:
+                    text = ("rows vanished from the live database without tombstones: publishing that as deletes "
+                            + "; and ".join(problems))
+                    report.shrink.append(text)
+                    if not allow_shrink:
+                        raise ShrinkRefusedError(f"refusing to sync: {text} (was the database replaced or "
+                                                 "emptied? pass --allow-shrink if the deletes are intended)")
+            merged = merge_states(known, local.state)
+            view = materialize(merged, registry)
+            report.resolutions = view.resolutions
+            report.diff = _diff(live, view, registry)
+            problems = sync_shrink_problems(report.diff, max_loss=max_loss, registry=registry)
+            if problems:
+                text = "merging would " + "; and ".join(p.removeprefix("would ") for p in problems)
+                report.shrink.append(text)
+                if not allow_shrink:
+                    raise ShrinkRefusedError(f"refusing to sync from {folder}: {text} (a device that lost its data "
+                                             "must not wipe the others; pass --allow-shrink if this is intended)")
+            top = merged.max_version()
+            if top:
+                store.clock.observe(top)
+            record.counts_before = {t: d.before for t, d in report.diff.items()}
+            record.counts_after = {t: d.after for t, d in report.diff.items()}
+            record.details = {"mode": report.mode, "captured": report.captured,
+                              "devices": {d.device_id: d.status for d in report.devices},
+                              "resolutions": len(report.resolutions), "changed_rows": report.changed_rows}
+            if dry_run:
+                conn.execute("ROLLBACK")
+                return report
+            live_changes = report.changed_rows > 0
+            new_generation = None
+            if live_changes:
+                report.restore_point = make_restore_point(store.path, "sync")
+                record.restore_point = str(report.restore_point)
+                _apply(conn, live, view, registry)
+                violation = conn.execute("PRAGMA foreign_key_check").fetchone()
+                if violation is not None:
+                    raise SyncError(f"sync refused: after merging, {violation[0]} rowid {violation[1]} references a "
+                                    f"missing {violation[2]} row (a bug in the FK rule); nothing was changed")
+                new_generation = max(generation, live_generation or 0) + 1
+                conn.execute('INSERT OR REPLACE INTO "_bakestore_meta"(key, value) VALUES (?, ?)',
+                             [GENERATION_KEY, str(new_generation)])
+                conn.execute('INSERT OR REPLACE INTO "_bakestore_meta"(key, value) VALUES (?, ?)',
+                             ["hlc", store.clock.high_water])
+                conn.execute("COMMIT")
+                _fault("sync-after-live-commit")
+            else:
+                conn.execute("ROLLBACK")
+                if live_generation != generation or baseline is None:
+                    # Bring the live DB and the state DB to the same generation without a data change.
+                    new_generation = max(generation, live_generation or 0) + 1
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute('INSERT OR REPLACE INTO "_bakestore_meta"(key, value) VALUES (?, ?)',
+                                 [GENERATION_KEY, str(new_generation)])
+                    conn.execute("COMMIT")
+            # The live DB now equals the view (changed or not), so the view is the new baseline.
+            state_db.save(old=raw, new=merged, baseline=baseline, view=view, devices=scan.snapshots,
+                          generation=new_generation)
+            if live_changes:
+                record.outcome = "done"
+                report.audit_id = _audit(store, record, started)
+                prune_restore_points(store.path)
+            own_dir = devices_dir / me
+            sequence = int(state_db.meta("sequence") or 0) + 1
+            try:
+                written = write_snapshot(own_dir, merged, device_id=me, sequence=sequence, registry=registry)
+            except OSError as exc:
+                raise SyncError(f"{own_dir}: could not write this device's folder ({exc.strerror or exc}); the "
+                                "live database is merged and consistent, the next sync writes the folder") from None
+            if written is not None:
+                state_db.set_meta("sequence", str(written))
+                report.exported_sequence = written
+            log.info("sync %s: %d row change(s) applied, %d device(s) accepted, %d skipped, %d resolution(s)%s",
+                     folder, report.changed_rows, sum(d.status == "accepted" for d in report.devices),
+                     sum(d.status == "skipped" for d in report.devices), len(report.resolutions),
+                     f", own folder sequence {written}" if written is not None else "")
+            return report
+        except BaseException as exc:
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if not dry_run and record.outcome == "started":
+                refused = isinstance(exc, (ShrinkRefusedError, SyncError))
+                record.outcome = "refused" if refused else "failed"
+                record.reason = str(exc) if refused else f"{type(exc).__name__}: {exc}"
+                try:
+                    _audit(store, record, started)
+                except Exception:  # noqa: BLE001 - the original error matters more; this one is logged
+                    log.exception("could not write the audit record for a %s sync", record.outcome)
+            raise
+        finally:
+            if conn is not None:
+                conn.close()
+            state_db.close()
+
+
+def _audit(store: "Store", record: audit.AuditRecord, started: float) -> str:
+    record.duration_ms = int((time.monotonic() - started) * 1000)
+    return audit.write(store.path, record)
+
+
+def sync_status(store: "Store", folder: str | os.PathLike[str]) -> SyncReport:
+    """Devices seen, their last export, and what a sync would change (a dry run that also reports,
+    instead of raising, what the shrink guard would refuse)."""
+    report = sync(store, folder, dry_run=True, allow_shrink=True)
+    if report.shrink:
+        report.messages.append("a real sync would be refused by the shrink guard without --allow-shrink")
+    return report
+
+
+def iter_device_dirs(folder: str | os.PathLike[str]) -> Iterable[Path]:
+    """Device folders under ``folder`` (for tools and tests)."""
+    devices_dir = Path(folder) / ROOT_NAME / DEVICES_DIR
+    if devices_dir.is_dir():
+        yield from sorted(p for p in devices_dir.iterdir() if p.is_dir() and DEVICE_ID_RE.match(p.name))
+
+
+__all__ = [
+    "Capture", "DeviceReport", "Resolution", "Snapshot", "State", "StateDB", "SyncReport", "View", "capture",
+    "check_folder", "classify", "materialize", "merge_states", "read_snapshot", "render", "state_path_for",
+    "sync", "sync_status", "write_snapshot",
+]
