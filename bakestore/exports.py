@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import hashlib
 import json
 import math
@@ -110,6 +111,38 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _STRICT_PAIRS = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
 
 
+def _decode_nested(row: dict[str, Any]) -> dict[str, Any]:
+    for key, value in row.items():
+        kind = type(value)
+        if kind is dict:
+            row[key] = _decode_special(key, value)
+        elif kind is list:
+            raise ValueError(f"field {key!r}: a list is not a column value")
+    return row
+
+
+def decode_lines(text: str, count: int) -> list[dict[str, Any]]:
+    """Decode ``count`` newline-terminated NDJSON lines at once (one parser call for the batch).
+
+    Gives exactly what :func:`decode_row` gives line by line, or raises ValueError; the caller
+    then decodes line by line to find and name the bad line.
+    """
+    parts = text.split("\n")  # JSON strings cannot hold a raw newline, so this splits rows exactly
+    if parts[-1] == "":
+        parts.pop()
+    if len(parts) != count:
+        raise ValueError("line count")
+    rows = _DECODER.decode("[" + ",".join(parts) + "]")
+    if len(rows) != count or any(type(row) is not dict for row in rows):
+        raise ValueError("not one object per line")
+    if text.count('":') - text.count('\\":') != sum(map(len, rows)):
+        raise ValueError("possible duplicate key")  # see decode_row
+    if "[" in text or text.count("{") != count:
+        for row in rows:
+            _decode_nested(row)
+    return rows
+
+
 def decode_row(line: str) -> dict[str, Any]:
     """Parse one NDJSON line into a row; raises ValueError naming the problem.
 
@@ -132,12 +165,7 @@ def decode_row(line: str) -> dict[str, Any]:
         row = _STRICT_PAIRS.decode(text)
     # Nested containers can only appear where the raw text has a bracket or a second brace.
     if "[" in text or text.find("{", 1) != -1:
-        for key, value in row.items():
-            kind = type(value)
-            if kind is dict:
-                row[key] = _decode_special(key, value)
-            elif kind is list:
-                raise ValueError(f"field {key!r}: a list is not a column value")
+        _decode_nested(row)
     return row
 
 
@@ -442,10 +470,19 @@ class ExportFolderSource:
         return {name: entry["rows"] for name, entry in self._entries.items()}
 
     def iter_rows(self, table: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(``file:line``, row) pairs of a verified table file, streamed line by line.
+        """(``file:line``, row) pairs of a verified table file, streamed."""
+        for locate, rows in self.iter_batches(table):
+            for index, row in enumerate(rows):
+                yield locate(index), row
 
-        A line longer than :data:`MAX_LINE_BYTES` is refused before it is read whole, and a file
-        that was replaced or modified since :meth:`verify` hashed it is refused too.
+    def iter_batches(self, table: str, size: int = 5000) -> Iterator[tuple[Callable[[int], str],
+                                                                           list[dict[str, Any]]]]:
+        """Batches of up to ``size`` rows of a verified table file: ``(locate, rows)`` where
+        ``locate(i)`` names the file and line of ``rows[i]`` (for messages).
+
+        A line longer than :data:`MAX_LINE_BYTES` is refused before it is read whole, a file
+        that was replaced or modified since :meth:`verify` hashed it is refused, and a batch
+        that does not decode cleanly is decoded again line by line to name the bad line.
         """
         entry = self._entries.get(table)
         if entry is None:
@@ -458,21 +495,41 @@ class ExportFolderSource:
             if expected is not None and expected != (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns):
                 raise SourceError(f"{self.path}: {file_name}: changed after it was verified; refusing it")
             readline = handle.readline
-            lineno = 0
-            while raw := readline(limit + 1):
-                lineno += 1
-                if len(raw) > limit:
-                    raise SourceError(f"{self.path}: {file_name}:{lineno}: line longer than {limit} bytes")
+            first = 1
+            while True:
+                lines: list[bytes] = []
+                append = lines.append
+                for _ in range(size):
+                    raw = readline(limit + 1)
+                    if not raw:
+                        break
+                    if len(raw) > limit:
+                        raise SourceError(f"{self.path}: {file_name}:{first + len(lines)}: line longer than "
+                                          f"{limit} bytes")
+                    append(raw)
+                if not lines:
+                    return
                 try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise SourceError(f"{self.path}: {file_name}:{lineno}: not UTF-8 (byte {exc.start})") from None
-                try:
-                    row = decode_row(text)
-                except ValueError as exc:  # json.JSONDecodeError is a ValueError
-                    message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-                    raise SourceError(f"{self.path}: {file_name}:{lineno}: invalid row: {message}") from None
-                yield f"{file_name}:{lineno}", row
+                    rows = decode_lines(b"".join(lines).decode("utf-8"), len(lines))
+                except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                    rows = [self._decode_line(file_name, first + i, raw) for i, raw in enumerate(lines)]
+                yield functools.partial(_locate, file_name, first), rows
+                first += len(lines)
+
+    def _decode_line(self, file_name: str, lineno: int, raw: bytes) -> dict[str, Any]:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"{self.path}: {file_name}:{lineno}: not UTF-8 (byte {exc.start})") from None
+        try:
+            return decode_row(text)
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise SourceError(f"{self.path}: {file_name}:{lineno}: invalid row: {message}") from None
+
+
+def _locate(file_name: str, first: int, index: int) -> str:
+    return f"{file_name}:{first + index}"
 
 
 _EXPORT_NAME = re.compile(r"^bakestore-export-(\d{8})T\d{9}Z$")

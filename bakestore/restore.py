@@ -30,6 +30,7 @@ foreign keys and the shrink guard before COMMIT, and takes a restore point first
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import fcntl
 import hashlib
@@ -341,6 +342,15 @@ _ALLOWED_TYPES: dict[str, frozenset[type]] = {
 }
 
 
+class _RowProblem(Exception):
+    """A row failed the type check; the caller adds where it came from."""
+
+    def __init__(self, text: str, field: str | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.field = field
+
+
 class _RowChecker:
     """Exact keys and JSON types per column; returns the values in column order.
 
@@ -351,53 +361,49 @@ class _RowChecker:
     SQLite would store as NULL) is refused too.
     """
 
-    def __init__(self, spec: TableSpec, label: str) -> None:
+    def __init__(self, spec: TableSpec) -> None:
         self.spec = spec
-        self.label = label
         self.columns = spec.column_names
         self.column_set = frozenset(self.columns)
         getter = operator.itemgetter(*self.columns)
         self.values = getter if len(self.columns) > 1 else (lambda row: (getter(row),))
         self.valid: dict[tuple[type, ...], Any] = {}
 
-    def __call__(self, row: Any, where: str) -> tuple[Any, ...]:
+    def __call__(self, row: Any) -> tuple[Any, ...]:
         if type(row) is not dict:
-            raise ValidationError(f"{self.label}: {where}: {self.spec.name}: expected an object, "
-                                  f"got {type(row).__name__}", table=self.spec.name, record=where)
-        if row.keys() != self.column_set:
-            self._key_error(row, where)
-        values = self.values(row)
+            raise _RowProblem(f"{self.spec.name}: expected an object, got {type(row).__name__}")
+        try:
+            values = self.values(row)
+        except KeyError:
+            self._key_problem(row)
+        if len(row) != len(values):  # every column is there, so any extra key is unknown
+            self._key_problem(row)
         signature = tuple(map(type, values))
         floats = self.valid.get(signature)
         if floats is None:
-            floats = self._learn(signature, values, where)
+            floats = self._learn(signature, values)
         if floats is not False:
             total = sum(floats(values))  # NaN anywhere makes the sum NaN (so does inf - inf)
             if total != total:
-                self._nan_error(values, where)
+                self._nan_problem(values)
         return values
 
-    def _key_error(self, row: dict[str, Any], where: str) -> None:
+    def _key_problem(self, row: dict[str, Any]) -> None:
         name = self.spec.name
         unknown = sorted(set(row) - self.column_set)
         if unknown:
-            raise ValidationError(f"{self.label}: {where}: {name}: unknown column {unknown[0]!r}",
-                                  table=name, field=unknown[0], record=where)
+            raise _RowProblem(f"{name}: unknown column {unknown[0]!r}", unknown[0])
         missing = next(c for c in self.columns if c not in row)
-        raise ValidationError(f"{self.label}: {where}: {name}.{missing}: missing",
-                              table=name, field=missing, record=where)
+        raise _RowProblem(f"{name}.{missing}: missing", missing)
 
-    def _learn(self, signature: tuple[type, ...], values: tuple[Any, ...], where: str) -> Any:
+    def _learn(self, signature: tuple[type, ...], values: tuple[Any, ...]) -> Any:
         for column, value in zip(self.spec.columns, values):
             if value is None:
                 if not column.nullable:
-                    raise ValidationError(f"{self.label}: {where}: {self.spec.name}.{column.name}: "
-                                          "missing value (null)", table=self.spec.name, field=column.name,
-                                          record=where)
+                    raise _RowProblem(f"{self.spec.name}.{column.name}: missing value (null)", column.name)
             elif type(value) not in _ALLOWED_TYPES[column.kind]:
-                raise ValidationError(f"{self.label}: {where}: {self.spec.name}.{column.name}: expected "
-                                      f"{column.kind}, got {type(value).__name__} {str(value)[:40]!r}",
-                                      table=self.spec.name, field=column.name, record=where)
+                raise _RowProblem(f"{self.spec.name}.{column.name}: expected {column.kind}, got "
+                                  f"{type(value).__name__} {str(value)[:40]!r}", column.name)
         positions = [i for i, kind in enumerate(signature) if kind is float]
         if not positions:
             floats: Any = False
@@ -409,12 +415,11 @@ class _RowChecker:
         self.valid[signature] = floats
         return floats
 
-    def _nan_error(self, values: tuple[Any, ...], where: str) -> None:
+    def _nan_problem(self, values: tuple[Any, ...]) -> None:
         for column, value in zip(self.spec.columns, values):
             if isinstance(value, float) and value != value:
-                raise ValidationError(f"{self.label}: {where}: {self.spec.name}.{column.name}: NaN cannot be "
-                                      "stored (SQLite turns it into NULL)", table=self.spec.name,
-                                      field=column.name, record=where)
+                raise _RowProblem(f"{self.spec.name}.{column.name}: NaN cannot be stored (SQLite turns it into "
+                                  "NULL)", column.name)
 
 
 def _explain_row(spec: TableSpec, row: dict[str, Any], where: str, label: str, exc: Exception) -> BakestoreError:
@@ -554,9 +559,14 @@ def build_fresh(live_path: Path, source: RowSource, *, page_size: int, meta: dic
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
-        if check_foreign_keys:
-            _check_foreign_keys(conn, source, label, registry)
-        result = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        conn.execute("PRAGMA locking_mode = NORMAL")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # lets go of the exclusive lock
+        # Both checks read the whole file and run inside SQLite without the GIL: side by side.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            violation = pool.submit(_first_fk_violation, fresh_path) if check_foreign_keys else None
+            result = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+            if violation is not None and violation.result() is not None:
+                _check_foreign_keys(conn, source, label, registry)
         if result != ["ok"]:
             raise SourceError(f"{label}: the rebuilt database failed integrity_check: {'; '.join(result[:3])}")
         actual_page_size = conn.execute("PRAGMA page_size").fetchone()[0]
@@ -586,33 +596,54 @@ def _load_table(conn: Any, spec: TableSpec, source: RowSource, label: str) -> in
     columns = spec.column_names
     sql = (f'INSERT INTO "{spec.name}" ({", ".join(chr(34) + c + chr(34) for c in columns)}) '
            f'VALUES ({", ".join("?" for _ in columns)})')
-    check = _RowChecker(spec, label)
-    batch: list[tuple[Any, ...]] = []
-    pending: list[tuple[str, Any]] = []
+    check = _RowChecker(spec)
     total = 0
-
-    def flush() -> None:
-        nonlocal total
+    for locate, rows in _source_batches(source, spec.name):
+        values: list[tuple[Any, ...]] = []
+        append = values.append
         try:
-            conn.executemany(sql, batch)
+            for row in rows:
+                append(check(row))
+        except _RowProblem as problem:
+            where = locate(len(values))
+            raise ValidationError(f"{label}: {where}: {problem.text}", table=spec.name, field=problem.field,
+                                  record=where) from None
+        try:
+            conn.executemany(sql, values)
         except (sqlite3.IntegrityError, OverflowError, UnicodeError) as exc:
             # executemany stops at the failing row; the ones before it are in the table.
             done = conn.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0] - total
-            where, row = pending[min(done, len(pending) - 1)]
-            raise _explain_row(spec, row, where, label, exc) from None
-        total += len(batch)
-
-    append, keep = batch.append, pending.append
-    for where, row in source.iter_rows(spec.name):
-        append(check(row, where))
-        keep((where, row))
-        if len(batch) >= BATCH_ROWS:
-            flush()
-            batch.clear()
-            pending.clear()
-    if batch:
-        flush()
+            index = min(done, len(rows) - 1)
+            raise _explain_row(spec, rows[index], locate(index), label, exc) from None
+        total += len(values)
     return total
+
+
+def _source_batches(source: RowSource, table: str) -> Iterator[tuple[Callable[[int], str], list[Any]]]:
+    """``(locate, rows)`` batches: the source's own when it has them (an export folder decodes a
+    whole batch in one call), else ``iter_rows`` grouped."""
+    batches = getattr(source, "iter_batches", None)
+    if callable(batches):
+        yield from batches(table, BATCH_ROWS)
+        return
+    wheres: list[str] = []
+    rows: list[Any] = []
+    for where, row in source.iter_rows(table):
+        wheres.append(where)
+        rows.append(row)
+        if len(rows) >= BATCH_ROWS:
+            yield wheres.__getitem__, rows
+            wheres, rows = [], []
+    if rows:
+        yield wheres.__getitem__, rows
+
+
+def _first_fk_violation(path: Path) -> Any:
+    conn = sqlite3.connect(_ro_uri(path), uri=True, timeout=5.0)
+    try:
+        return conn.execute("PRAGMA foreign_key_check").fetchone()
+    finally:
+        conn.close()
 
 
 def _check_foreign_keys(conn: Any, source: RowSource, label: str, registry: Registry) -> None:
