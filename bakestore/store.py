@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .exports import ExportResult
     from .restore import RestoreResult
     from .sources import RowSource
+    from .watch import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -613,6 +614,15 @@ class Store:
         from .restore import reset
 
         return reset(self, **kwargs)
+
+    def watch(self, export_dir: str | os.PathLike[str] | None = None, **kwargs: Any) -> "Watcher":
+        """Auto-export on every change, in background threads of this process; call ``stop()``.
+
+        See :class:`bakestore.watch.Watcher` for the options (debounce, poll, retention).
+        """
+        from .watch import start_watch
+
+        return start_watch(self.path, export_dir, **kwargs)
 
     def restore_points(self) -> list[Path]:
         """Restore points of this database, newest first."""

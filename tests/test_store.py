@@ -201,3 +201,25 @@ def test_not_a_bakestore_database_is_refused(tmp_path: Path) -> None:
     sqlite_utils.Database(other)["t"].insert({"a": 1})
     with pytest.raises(Exception, match="not a bakestore database"):
         Store(other, device_id=DEVICE_A)
+
+
+def test_store_watch_exports_after_a_commit(store: Store, tmp_path: Path) -> None:
+    import time
+
+    target = tmp_path / "auto"
+    watcher = store.watch(target, quiet=0.1, max_wait=0.5)
+    try:
+        deadline = time.monotonic() + 10
+        while not any(target.glob("*/manifest.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = {p.name for p in target.iterdir() if not p.name.startswith(".")}
+        store.insert("recipients", {"name": "Ann"})
+        while time.monotonic() < deadline:
+            now = {p.name for p in target.iterdir() if not p.name.startswith(".") and (p / "manifest.json").exists()}
+            if now - first:
+                break
+            time.sleep(0.05)
+        newest = sorted(now - first)[-1]
+        assert '"name":"Ann"' in (target / newest / "recipients.ndjson").read_text(encoding="utf-8")
+    finally:
+        watcher.stop()

@@ -68,13 +68,7 @@ def main(ctx: click.Context, db: Path | None, verbose: bool) -> None:
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"{__name__}.{_name}")
-    except ModuleNotFoundError as _exc:
-        # A capability module that is not part of this build; every shipped one is listed above.
-        if _exc.name != f"{__name__}.{_name}":
-            raise
-        continue
+    _module = importlib.import_module(f"{__name__}.{_name}")
     for _command in _module.commands:
         main.add_command(_command)
 

@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote, urlencode
 from datasette.utils.asgi import Response
 
 from .. import audit as audit_log
+from ..watch import watcher_status
 from ..errors import (
     BakestoreError,
     DeleteRestrictedError,
@@ -176,10 +177,6 @@ _WATCHING_STATES = ("starting", "watching", "waiting", "locked")
 
 def watcher_info(db_path: Path) -> dict[str, Any]:
     """The auto-export watcher's state for the dashboard, from ``bakestore.watch.watcher_status``."""
-    try:
-        from ..watch import watcher_status
-    except ImportError:  # pragma: no cover - only while bakestore.watch is not part of the build
-        return {"running": False, "state": "not running", "summary": "watcher: not running", "details": {}}
     status = watcher_status(db_path)
     if not status:
         return {"running": False, "state": "not running", "summary": "watcher: not running", "details": {}}
