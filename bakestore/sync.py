@@ -93,6 +93,9 @@ TOMBSTONES = "_tombstones"
 #: Key in the live database's ``_bakestore_meta`` that commits atomically with a sync.
 GENERATION_KEY = "sync_generation"
 
+#: A device whose newest version is this far ahead of our wall clock is reported: until real time
+#: catches up, its edits win every merge (a hybrid logical clock cannot tell a wrong clock).
+MAX_SKEW_MS = 24 * 3600 * 1000
 #: The shrink guard ignores a round that removes fewer rows than this in total: deleting the last
 #: row of a small table is an ordinary edit, wiping a device's data is not.
 SHRINK_MIN_ROWS = 10
@@ -628,6 +631,8 @@ def read_snapshot(device_dir: Path, *, expect_device: str | None = None,
 def read_loose_file(path: Path, spec: TableSpec, label: str) -> State:
     """A conflict copy of one table file: every line is self-describing state, so it is merged
     as long as every line is a valid row (a torn copy is ignored as a whole)."""
+    if path.is_symlink():
+        raise SnapshotUnusable(f"{path.name} is a symlink; refusing to follow it")
     state = State()
     lines = _split_lines(path.read_bytes())
     if lines is None:
@@ -1144,6 +1149,7 @@ class _Scan:
     debris: list[str] = field(default_factory=list)
     own: Path | None = None
     own_report: DeviceReport | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def _scan_device_extras(device_dir: Path, device: str, scan: _Scan, prefix: str) -> None:
@@ -1249,6 +1255,12 @@ def _scan(devices_dir: Path, me: str, folder_key: str, accepted: dict[str, dict[
                     raise SnapshotUnusable(f"{MANIFEST} changed while it was read; retrying next round")
                 scan.snapshots.append((folder_key, snap))
                 report.status = "accepted"
+                top = snap.state.max_version()
+                ahead = int(top[:13]) - int(time.time() * 1000) if top else 0
+                if ahead > MAX_SKEW_MS:
+                    scan.warnings.append(f"device {device[:8]}'s newest version is {ahead / 3_600_000:.0f} h ahead "
+                                         "of this device's clock: its edits win every merge until then "
+                                         "(check that device's date and time)")
                 if previous is not None and isinstance(previous.get("sequence"), int) and \
                         report.sequence is not None and report.sequence < previous["sequence"]:
                     report.went_backwards = True
@@ -1325,6 +1337,7 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
             report.devices = [scan.own_report or DeviceReport(me, f"devices/{me}", "own", "not written yet")]
             report.devices += scan.reports
             report.debris = scan.debris
+            report.messages.extend(scan.warnings)
             conn = _connect_live(store.path)
             conn.execute("BEGIN IMMEDIATE")
             live_generation = _live_generation(conn)

@@ -393,16 +393,18 @@ class Watcher:
         finally:
             self._close_connection()
 
-    def check(self, *, force: bool = False) -> ExportResult | None:
+    def check(self, *, force: bool = False, full: bool = False) -> ExportResult | None:
         """Confirm a change and export if there is one; errors are logged and retried later.
 
-        Returns the new export, or None (nothing changed, identical content, or an error).
-        Called by the worker; also usable directly (tests, benchmarks) when no worker runs.
+        ``force`` exports even if ``data_version`` did not move; ``full`` re-serializes every
+        table. Returns the new export, or None (nothing changed, identical content, or an error).
+        Called by the worker; also usable directly (tests, benchmarks) when no worker runs; then
+        call :meth:`close` afterwards.
         """
         self.stats.checks += 1
         self._status["last_check"] = _utc_now()
         try:
-            result = self._check(force=force)
+            result = self._check(force=force, full=full)
         except Exception as exc:  # noqa: BLE001 - logged with the traceback, retried with backoff
             self.stats.errors += 1
             if _is_lock_error(exc):
@@ -426,6 +428,10 @@ class Watcher:
         self._status["state"] = state
         self._status["last_error"] = error
         self._write_status()
+
+    def close(self) -> None:
+        """Close the worker connection (only needed after driving :meth:`check` by hand)."""
+        self._close_connection()
 
     def _close_connection(self) -> None:
         if self._conn is not None:
@@ -468,12 +474,12 @@ class Watcher:
             parts.append(f"SELECT '{spec.name}', count(*), max(rowid), {version} FROM \"{spec.name}\"")
         return {row[0]: tuple(row[1:]) for row in db.execute(" UNION ALL ".join(parts)).fetchall()}
 
-    def _check(self, *, force: bool) -> ExportResult | None:
+    def _check(self, *, force: bool, full: bool) -> ExportResult | None:
         db = self._connection()
         if db is None:
             return None
         version = db.execute("PRAGMA data_version").fetchone()[0]
-        full = self._force_full or (time.monotonic() - self._last_full >= self.full_every)
+        full = full or self._force_full or (time.monotonic() - self._last_full >= self.full_every)
         if version == self._data_version and not (force or full):
             return None
         return self._export(db, full=full)

@@ -639,3 +639,17 @@ def test_cli_sync_status_dry_run_and_json(make_store: Callable[[str], Store], sh
     result = runner.invoke(main, ["--db", str(db), "sync", str(db.parent)])
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and "contains the live database" in result.output
+
+
+def test_a_device_with_a_clock_far_ahead_is_reported(make_store: Callable[[str], Store], shared: Path,
+                                                     tmp_path: Path) -> None:
+    a = make_store(DEVICE_A)
+    future = Store(tmp_path / "future" / "live.db", device_id=DEVICE_C,
+                   wall_clock=lambda: 4_102_444_800_000)  # the year 2100
+    try:
+        make_supplier(future, "from-the-future")
+        sync(future, shared)
+        report = sync(a, shared)
+        assert any("ahead of this device's clock" in m for m in report.messages)
+    finally:
+        future.close()
