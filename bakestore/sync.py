@@ -345,10 +345,10 @@ def materialize(state: State, registry: Registry = REGISTRY) -> View:
                 queue.append((spec.name, row_id, False))
     while queue:
         table, row_id, revived = queue.popleft()
-        line = visible[table].get(row_id)
-        if line is None:
+        current = visible[table].get(row_id)
+        if current is None:
             continue
-        row = row_of(table, row_id, line)
+        row = row_of(table, row_id, current)
         for fk in registry[table].foreign_keys:
             if fk.on_delete == "SET NULL" or (not revived and fk.on_delete not in ("RESTRICT", "NO ACTION")):
                 continue
@@ -477,7 +477,7 @@ def parse_line(spec: TableSpec, raw: bytes | str, where: str, label: str) -> tup
         raise ValidationError(f"{label}: {where}: row_version {version!r} is not '<ms>-<counter>-<device>'")
     if spec.name == TOMBSTONES:
         table, row_id = row.get("table_name"), row.get("row_id")
-        if table not in REGISTRY or not REGISTRY[table].has_row_identity:
+        if not isinstance(table, str) or table not in REGISTRY or not REGISTRY[table].has_row_identity:
             raise ValidationError(f"{label}: {where}: tombstone for unknown table {table!r}")
     else:
         table, row_id = spec.name, row.get("id")
@@ -680,7 +680,7 @@ def write_snapshot(device_dir: Path, state: State, *, device_id: str, sequence: 
         if classify(leftover.name).kind == "own-tmp":
             leftover.unlink()  # a crash of ours left it; never anyone else's file
     contents = render(state, registry)
-    entries = []
+    entries: list[dict[str, Any]] = []
     for spec in registry.exported_tables:
         data = contents[spec.name]
         entries.append({"name": spec.name, "file": f"{TABLES_DIR}/{spec.name}.ndjson",
@@ -689,7 +689,8 @@ def write_snapshot(device_dir: Path, state: State, *, device_id: str, sequence: 
     try:
         old_manifest, _ = read_manifest(device_dir)
         old_entries = old_manifest.get("tables")
-        old_sequence = old_manifest.get("sequence") if isinstance(old_manifest.get("sequence"), int) else 0
+        found = old_manifest.get("sequence")
+        old_sequence = found if isinstance(found, int) else 0
     except SnapshotUnusable:
         old_entries, old_sequence = None, 0
     wrote = False
@@ -1010,15 +1011,16 @@ class StateDB:
                              [(k[0], k[1], v, line) for k, (v, line) in new.tombs.items()
                               if old.tombs.get(k) != (v, line)])
             if view is not None:
-                new_base = {t: {i: _line_hash(line) for i, line in rows.items()} for t, rows in view.rows.items()}
+                new_base = {t: {i: _line_hash(line) for i, line in lines.items()} for t, lines in view.rows.items()}
                 old_base = baseline or {}
-                deletes, upserts = [], []
-                for table, rows in new_base.items():
+                deletes: list[tuple[str, str]] = []
+                upserts: list[tuple[str, str, bytes, str]] = []
+                for table, digests in new_base.items():
                     previous = old_base.get(table, {})
-                    for row_id, digest in rows.items():
+                    for row_id, digest in digests.items():
                         if previous.get(row_id, (None,))[0] != digest:
                             upserts.append((table, row_id, digest, view_version(view.rows[table][row_id])))
-                    deletes += [(table, i) for i in previous if i not in rows]
+                    deletes += [(table, i) for i in previous if i not in digests]
                 for table, previous in old_base.items():
                     if table not in new_base:
                         deletes += [(table, i) for i in previous]

@@ -283,15 +283,16 @@ class Watcher:
         """Stop the observer, let the worker finish an export in progress, mark the status stopped."""
         self._stop.set()
         self._wake.set()
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout)
-            self._observer = None
+        # The worker first: closing its connection touches -wal, which the observer still reports.
         if self._worker is not None:
             self._worker.join(timeout)
             if self._worker.is_alive():
                 log.warning("watch worker did not finish within %.0fs", timeout)
             self._worker = None
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout)
+            self._observer = None
         if self._status:
             self._status["state"] = "stopped"
             self._status["stopped_at"] = _utc_now()
@@ -310,7 +311,7 @@ class Watcher:
 
     def run_forever(self) -> None:
         """Start and block until Ctrl-C or SIGTERM (or ``stop()`` from another thread), then stop cleanly."""
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, self._on_signal)
@@ -554,8 +555,10 @@ class Watcher:
         previous = self._previous_shas()
         if previous == shas:
             shutil.rmtree(result.path)
-            keep = self._last.path if self._last is not None and self._last.path is not None and \
-                self._last.path.exists() else (list_exports(self.export_dir) or [None])[-1]
+            keep: Path | None = self._last.path if self._last is not None else None
+            if keep is None or not keep.exists():
+                existing = list_exports(self.export_dir)
+                keep = existing[-1] if existing else None
             self._last = _LastExport(keep, fingerprints, shas, schema_version)
             self.stats.skipped_identical += 1
             log.debug("no change in %s: export skipped (identical to %s)", self.db_path, keep)
