@@ -1334,7 +1334,8 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
                 scan = _scan(devices_dir, me, folder_key, state_db.accepted(folder_key))
             except SyncError as exc:
                 record.outcome, record.reason = "refused", str(exc)
-                _audit(store, record, started)
+                if not dry_run:
+                    _audit(store, record, started)
                 raise
             report.devices = [scan.own_report or DeviceReport(me, f"devices/{me}", "own", "not written yet")]
             report.devices += scan.reports
@@ -1461,7 +1462,10 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
             return report
         except BaseException as exc:
             if conn is not None and conn.in_transaction:
-                conn.execute("ROLLBACK")
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:  # the original error is the one to raise; closing rolls back anyway
+                    log.exception("ROLLBACK after a failed sync failed")
             if not dry_run and record.outcome == "started":
                 refused = isinstance(exc, (ShrinkRefusedError, SyncError))
                 record.outcome = "refused" if refused else "failed"

@@ -382,6 +382,8 @@ class Watcher:
                 if timeout > 0:
                     if remaining is None and self._retry_at is None:
                         self._idle.set()
+                        if self.debouncer.pending:  # an event slipped in meanwhile
+                            self._idle.clear()
                     self._wake.wait(timeout)
                     self._wake.clear()
                     continue
