@@ -62,14 +62,28 @@ def _encode_special(value: Any) -> Any:
     return value
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+try:  # the C encoder without the per-call set-up of json.dumps: same bytes, a third less time
+    from json.encoder import c_make_encoder as _c_make_encoder
+    from json.encoder import encode_basestring as _encode_basestring
+except ImportError:  # pragma: no cover - CPython always has it
+    _c_make_encoder = None
+if _c_make_encoder is not None:
+    _c_encoder = _c_make_encoder(None, _ENCODER.default, _encode_basestring, None, ":", ",", False, False, False)
+
+    def _encode(row: dict[str, Any]) -> str:
+        return "".join(_c_encoder(row, 0))
+else:  # pragma: no cover
+    _encode = _ENCODER.encode
+
+
 def encode_row(columns: tuple[str, ...], values: tuple[Any, ...]) -> str:
     """One canonical NDJSON line (without the newline). ``columns`` must be sorted."""
     row = dict(zip(columns, values))
     try:
-        return json.dumps(row, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (ValueError, TypeError):
-        return json.dumps({k: _encode_special(v) for k, v in row.items()}, separators=(",", ":"),
-                          ensure_ascii=False, allow_nan=False)
+        return _encode(row)
+    except (ValueError, TypeError):  # NaN/Infinity or bytes: the two special encodings
+        return _ENCODER.encode({k: _encode_special(v) for k, v in row.items()})
 
 
 def _reject_constant(name: str) -> Any:
@@ -210,13 +224,18 @@ def write_table(db: Any, spec: TableSpec, path: Path) -> tuple[int, int, str]:
     order = ", ".join(f'"{c}"' for c in spec.pk)
     digest = hashlib.sha256()
     rows = size = 0
+    encode = _encode
     with open(path, "wb") as out:
         cursor = db.execute(f'SELECT {select} FROM "{spec.name}" ORDER BY {order}')
         while True:
             batch = cursor.fetchmany(5000)
             if not batch:
                 break
-            chunk = ("\n".join(encode_row(columns, values) for values in batch) + "\n").encode("utf-8")
+            try:
+                lines = [encode(dict(zip(columns, values))) for values in batch]
+            except (ValueError, TypeError):
+                lines = [encode_row(columns, values) for values in batch]
+            chunk = ("\n".join(lines) + "\n").encode("utf-8")
             out.write(chunk)
             digest.update(chunk)
             rows += len(batch)
