@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 
 from .errors import SchemaError, UnknownColumnError, UnknownTableError
 from .models import GROUP_MODULES
-from .models.base import FK, Doc, Kind, Row, TableMeta, Unique
+from .models.base import FK, Doc, Kind, Row, SqlGlob, TableMeta, Unique
 
 _SQL_TYPES = {"uuid": "TEXT", "text": "TEXT", "integer": "INTEGER", "real": "REAL",
               "boolean": "INTEGER", "date": "TEXT", "datetime": "TEXT", "json": "TEXT"}
@@ -172,6 +172,15 @@ def _column(table: str, name: str, info: FieldInfo) -> Column:
     checks: list[str] = []
     max_length = None
     quoted = f'"{name}"'
+    globs = [m.glob for m in metadata if isinstance(m, SqlGlob)]
+    for m in metadata:
+        if getattr(m, "pattern", None) is not None and not globs:
+            raise SchemaError(f"{table}.{name}: a pattern needs its SQL twin (SqlGlob), or restore and "
+                              "the model would disagree about valid rows")
+        if isinstance(m, (annotated_types.MinLen, annotated_types.MultipleOf)):
+            raise SchemaError(f"{table}.{name}: {type(m).__name__} has no SQL CHECK translation; add one first")
+    for glob in globs:
+        checks.append(f"{quoted} GLOB '{glob}'")
     for m in metadata:
         if isinstance(m, annotated_types.Gt):
             checks.append(f"{quoted} > {m.gt!r}")

@@ -102,6 +102,14 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False, wal: bool =
     return db
 
 
+def connect_store_file(path: Path) -> sqlite_utils.Database:
+    """``connect`` for a store file, turning "not a database" into a one-line SchemaError."""
+    try:
+        return connect(path)
+    except sqlite3.DatabaseError as exc:
+        raise SchemaError(f"{path}: not a usable SQLite database ({exc})") from None
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -238,9 +246,12 @@ class Store:
             device_id = _clock.load_device_id(config_dir())
         self._wall = wall_clock or (lambda: time.time_ns() // 1_000_000)
         self.clock = _clock.HybridLogicalClock(device_id, wall=self._wall)
-        self.db = connect(self.path)
+        self.db = connect_store_file(self.path)
         try:
             self._prepare(seed=seed)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise SchemaError(f"{self.path}: not a usable SQLite database ({exc})") from None
         except BaseException:
             self.db.close()
             raise
@@ -305,13 +316,14 @@ class Store:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self._meta_set("hlc", self.clock.high_water)
+            conn.execute("COMMIT")
         except BaseException:
+            # Also when COMMIT itself fails (busy, disk full): never leave a transaction open for
+            # the next write() to join silently.
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        else:
-            self._meta_set("hlc", self.clock.high_water)
-            conn.execute("COMMIT")
 
     def _meta_get(self, key: str) -> str | None:
         row = self.db.execute('SELECT value FROM "_bakestore_meta" WHERE key = ?', [key]).fetchone()
@@ -510,10 +522,12 @@ class Store:
 
     def _update(self, spec: TableSpec, row_id: str, changes: Mapping[str, Any], now: str) -> dict[str, Any]:
         self._check_columns(spec, changes, row_id)
-        for name in SYSTEM_COLUMNS:
-            if name in changes and name != "created_at":
-                raise ValidationError(f"{spec.name}.{name}: set by the store, cannot be changed (record {row_id})",
-                                      table=spec.name, field=name, record=row_id)
+        if "id" in changes and str(changes["id"]).lower() != row_id:
+            raise ValidationError(f"{spec.name}.id: the id of a row cannot change (record {row_id})",
+                                  table=spec.name, field="id", record=row_id)
+        # updated_at and row_version belong to the store: a row read with `bakestore rows` can be
+        # edited and written back as it is, and the store stamps it afresh.
+        changes = {k: v for k, v in changes.items() if k not in ("id", "updated_at", "row_version")}
         current = self.get(spec.name, row_id)
         merged = {**current, **changes, "updated_at": now, "row_version": self.clock.now()}
         values = validate_row(spec, merged, record=row_id)

@@ -169,3 +169,28 @@ def test_version_and_module_entry_point(runner: CliRunner) -> None:
     assert __version__ in runner.invoke(main, ["--version"]).output
     out = subprocess.run([sys.executable, "-m", "bakestore", "--help"], capture_output=True, text=True, check=True)
     assert "restore" in out.stdout and "doctor" in out.stdout
+
+
+def test_a_file_that_is_not_a_database_is_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    junk = tmp_path / "notes.db"
+    junk.write_bytes(b"this is not a database at all, just some text\n" * 100)
+    before = junk.read_bytes()
+    result = invoke(runner, junk, "tables")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "not a usable SQLite database" in result.output
+    assert junk.read_bytes() == before
+
+
+def test_sqlite_errors_in_user_sql_are_one_line(runner: CliRunner, live: Path) -> None:
+    result = invoke(runner, live, "rows", "units", "--where", "1=1; DROP TABLE units")
+    assert result.exit_code == 1 and result.output.startswith("Error: SQLite:")
+    assert "Traceback" not in result.output
+
+
+def test_rows_output_can_be_edited_and_upserted_back(runner: CliRunner, live: Path) -> None:
+    row = json.loads(invoke(runner, live, "rows", "ingredients", "--json").output)[0]
+    row["notes"] = "edited"
+    result = invoke(runner, live, "upsert", "ingredients", "-", input=json.dumps(row))
+    assert result.exit_code == 0, result.output
+    after = json.loads(invoke(runner, live, "rows", "ingredients", "--json").output)[0]
+    assert after["notes"] == "edited" and after["row_version"] > row["row_version"]

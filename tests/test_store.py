@@ -223,3 +223,42 @@ def test_store_watch_exports_after_a_commit(store: Store, tmp_path: Path) -> Non
         assert '"name":"Ann"' in (target / newest / "recipients.ndjson").read_text(encoding="utf-8")
     finally:
         watcher.stop()
+
+
+def test_a_failed_commit_leaves_no_open_transaction(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_meta(key: str, value: str) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(store, "_meta_set", broken_meta)
+    with pytest.raises(RuntimeError):
+        store.insert("recipients", {"name": "Ann"})
+    monkeypatch.undo()
+    assert not store.db.conn.in_transaction
+    assert store.count("recipients") == 0
+
+
+def test_supplier_state_pattern_is_enforced_by_model_and_sql(store: Store) -> None:
+    with pytest.raises(ValidationError, match=r"suppliers\.state"):
+        store.insert("suppliers", {"name": "X", "slug": "x", "state": "12"})
+    now = store.now()
+    with pytest.raises(Exception, match="CHECK constraint failed"):
+        store.db.execute("INSERT INTO suppliers (id, created_at, updated_at, row_version, name, slug, supplier_type, "
+                         "state, is_active) VALUES (?, ?, ?, ?, 'X', 'x', 'physical', '12', 1)",
+                         [uuid7(), now, now, store.clock.now()])
+
+
+def test_registry_refuses_a_pattern_without_sql_twin() -> None:
+    from typing import ClassVar
+
+    from pydantic import Field
+
+    from bakestore.errors import SchemaError
+    from bakestore.models.base import Row, TableMeta
+    from bakestore.registry import spec_for
+
+    class Bad(Row):
+        table_meta: ClassVar[TableMeta] = TableMeta(name="bad", group="x", description="x")
+        code: str = Field(pattern=r"^[a-z]+$")
+
+    with pytest.raises(SchemaError, match="SQL twin"):
+        spec_for(Bad)

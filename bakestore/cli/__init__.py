@@ -18,6 +18,7 @@ import click
 
 from .._version import __version__
 from ..errors import BakestoreError
+from ..sqlite import sqlite3
 
 #: Command modules, each exporting ``commands``: a list of click commands to add to the group.
 COMMAND_MODULES = ("core", "demo", "exports", "legacy", "forensics", "web", "sync")
@@ -50,8 +51,13 @@ class BakestoreGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BakestoreError as exc:
-            message = " ".join(str(exc).split("\n"))
-            raise click.ClickException(message) from None
+            raise click.ClickException(" ".join(str(exc).split("\n"))) from None
+        except (sqlite3.Error, sqlite3.Warning) as exc:
+            # Not ours, but still one line: e.g. a --where clause with two statements.
+            raise click.ClickException(f"SQLite: {' '.join(str(exc).split())}") from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
 
 
 @click.group(cls=BakestoreGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -50,6 +50,17 @@ class Kind:
 
 
 @dataclass(frozen=True)
+class SqlGlob:
+    """The SQL twin of a pydantic ``pattern``: a GLOB the database enforces for every writer.
+
+    The registry refuses a ``pattern`` without one, so the model and the CHECK rules can never
+    disagree (a restore validates with SQLite's CHECKs and must accept exactly what the model does).
+    """
+
+    glob: str
+
+
+@dataclass(frozen=True)
 class Unique:
     """Marks a single column as UNIQUE (NULLs never collide, as in SQLite)."""
 
@@ -205,6 +216,11 @@ RowVersion = Annotated[str, BeforeValidator(_version_text), Kind("text")]
 def Text(max_length: int | None = None) -> Any:  # noqa: N802 - reads like a type
     """A text column, optionally with a maximum length (checked in Python, not in SQL)."""
     return Annotated[str, Field(max_length=max_length), Kind("text")]
+
+
+def Code(length: int, regex: str, glob: str) -> Any:  # noqa: N802
+    """A short code checked by a regex in Python and the equivalent GLOB in SQL."""
+    return Annotated[str, Field(max_length=length, pattern=regex), SqlGlob(glob), Kind("text")]
 
 
 def Ref(table: str, on_delete: OnDelete = "RESTRICT", *, cycle: bool = False) -> Any:  # noqa: N802

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
 
-from .base import JSON, Bool, Real, Ref, Row, TableMeta, Text
+from .base import JSON, Bool, Code, Real, Ref, Row, TableMeta, Text
 
 HierarchyLevel = Literal[0, 1, 2]
 
@@ -126,7 +125,6 @@ class Supplier(Row):
         name="suppliers", group="catalog", natural_key=("slug",),
         description="Stores and online vendors; physical ones carry city, state and ZIP.",
         uniques=(("slug",),),
-        checks=("state IS NULL OR (state = UPPER(state) AND LENGTH(state) = 2)",),
         indexes=(("name", "city"),),
     )
 
@@ -136,7 +134,7 @@ class Supplier(Row):
     website_url: Text(500) | None = None
     street_address: Text(200) | None = None
     city: Text(100) | None = None
-    state: Text(2) | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    state: Code(2, r"^[A-Z]{2}$", "[A-Z][A-Z]") | None = None
     zip_code: Text(10) | None = None
     notes: str | None = None
     is_active: Bool = True
