@@ -58,3 +58,9 @@ def config_dir() -> Path:
 def demo_db_path() -> Path:
     """The demo database used by ``bakestore ui --demo``: kept apart from the user's real data."""
     return _user_dir("data") / "demo" / "demo.db"
+
+
+def default_export_dir(db_path: Path) -> Path:
+    """Where exports of a database go unless told otherwise: ``<db stem>-exports`` beside it."""
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.stem + "-exports")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from .errors import SchemaError
 from .registry import REGISTRY
 
 if TYPE_CHECKING:
@@ -58,7 +59,9 @@ def seed_rows() -> dict[str, list[dict[str, Any]]]:
     ]
     rows = {"units": units, "recipe_categories": categories}
     # Every seed table of the registry must have seed rows here, and only seed tables.
-    assert set(rows) == {spec.name for spec in REGISTRY.seed_tables}, "seed tables drifted from the registry"
+    if set(rows) != {spec.name for spec in REGISTRY.seed_tables}:
+        raise SchemaError(f"seed rows exist for {sorted(rows)} but the registry's seed tables are "
+                          f"{sorted(s.name for s in REGISTRY.seed_tables)}")
     return rows
 
 

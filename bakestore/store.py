@@ -76,8 +76,7 @@ def utc_now() -> str:
     return format_timestamp(_dt.datetime.now(_dt.timezone.utc))
 
 
-def connect(path: str | os.PathLike[str], *, readonly: bool = False, wal: bool = True,
-            synchronous: str = "FULL") -> sqlite_utils.Database:
+def connect(path: str | os.PathLike[str], *, wal: bool = True, synchronous: str = "FULL") -> sqlite_utils.Database:
     """Open a connection with bakestore's settings (sqlite-facts B7).
 
     WAL, ``synchronous=FULL`` (a committed restore survives power loss), ``foreign_keys=ON``, a
@@ -85,20 +84,15 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False, wal: bool =
     ``bakestore forensics`` can recover them after an accident (restore points are vacuumed copies).
     """
     check_one_sqlite_module()
-    if readonly:
-        conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True,
-                               timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-    else:
-        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     db = sqlite_utils.Database(conn)
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     db.execute("PRAGMA foreign_keys = ON")
-    if not readonly:
-        db.execute("PRAGMA secure_delete = OFF")
-        if wal:
-            with db.ensure_autocommit_on():
-                db.execute("PRAGMA journal_mode = WAL")
-        db.execute(f"PRAGMA synchronous = {synchronous}")
+    db.execute("PRAGMA secure_delete = OFF")
+    if wal:
+        with db.ensure_autocommit_on():
+            db.execute("PRAGMA journal_mode = WAL")
+    db.execute(f"PRAGMA synchronous = {synchronous}")
     return db
 
 

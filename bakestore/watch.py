@@ -45,6 +45,7 @@ from typing import Any, Callable
 import sqlite_utils
 
 from .errors import ExportError, WatchError
+from .paths import default_export_dir
 from .exports import MANIFEST, ExportResult, export_database, export_name, list_exports, prune_exports
 from .models.base import format_timestamp
 from .registry import REGISTRY, Registry
@@ -66,8 +67,7 @@ def status_path_for(db_path: str | os.PathLike[str]) -> Path:
 def default_watch_dir(db_path: str | os.PathLike[str]) -> Path:
     """``<stem>-exports/auto`` next to the database: apart from manual exports, which the
     watcher's retention must never prune."""
-    db_path = Path(db_path)
-    return db_path.with_name(db_path.stem + "-exports") / "auto"
+    return default_export_dir(Path(db_path)) / "auto"
 
 
 def _utc_now() -> str:

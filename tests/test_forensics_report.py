@@ -195,7 +195,7 @@ def test_fresh_database_raises_no_alarm(tmp_path: Path) -> None:
 
 
 def test_main_group_turns_forensics_error_into_one_line(tmp_path: Path) -> None:
-    cli = pytest.importorskip("bakestore.cli")
+    from bakestore import cli
     res = CliRunner().invoke(cli.main, ["forensics", str(tmp_path / "missing.db"), "--case", str(tmp_path / "c")])
     assert res.exit_code == 1
     assert "Error: no such file" in res.output

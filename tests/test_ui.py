@@ -421,7 +421,7 @@ def test_dashboard_shows_the_watcher_status(ui: UI, live: Path) -> None:
     import json
     import os
 
-    watch = pytest.importorskip("bakestore.watch")
+    from bakestore import watch
     assert "watcher: not running" in ui.get("/").text
     watch.status_path_for(live).write_text(json.dumps(
         {"pid": os.getpid(), "state": "watching", "started_at": "2026-11-25T10:00:00.000Z",

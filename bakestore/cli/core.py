@@ -12,8 +12,8 @@ import click
 from ..errors import SourceError, ValidationError
 from ..registry import REGISTRY
 from . import CliContext
+from .common import json_option
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 
 
 @click.command()

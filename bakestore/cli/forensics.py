@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from ..errors import ForensicsError
+from .common import json_option
 
 
 def _default_case_dir() -> Path:
@@ -24,7 +25,7 @@ def _default_case_dir() -> Path:
 @click.argument("path", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--case", "case_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Case folder for evidence copies and reports (default: ./bakestore-case-<UTC time>).")
-@click.option("--json", "as_json", is_flag=True, help="Print report.json instead of the readable report.")
+@json_option
 @click.option("--compare", "compare_paths", nargs=2, type=click.Path(path_type=Path, dir_okay=False),
               metavar="A B", help="Compare two databases: rows added, removed and changed per table.")
 @click.option("--integrity", type=click.Choice(["full", "quick", "none"]), default="full", show_default=True,

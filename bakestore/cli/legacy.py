@@ -15,7 +15,7 @@ import click
 from .. import legacy
 from ..errors import LegacyFormatError
 from . import CliContext
-from .exports import print_diff, progress_bar
+from .common import allow_shrink_option, dry_run_option, json_option, print_diff, progress_bar, yes_option
 
 #: Refused records listed on the terminal before "… and N more" (a refusal's report can be long).
 MAX_LISTED = 20
@@ -23,15 +23,15 @@ MAX_LISTED = 20
 
 @click.command(name="import-legacy")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--dry-run", is_flag=True, help="Translate and show what would change; change nothing.")
+@dry_run_option
 @click.option("--merge", is_flag=True,
               help="Add the file's records to the current data (references may resolve against it) "
                    "instead of replacing the data.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @click.option("--skip-invalid", is_flag=True,
               help="Import what can be imported and list every skipped record (refused by default).")
-@click.option("--allow-shrink", is_flag=True, help="Allow emptying tables or losing many rows (refused by default).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output (needs --yes or --dry-run).")
+@allow_shrink_option
+@json_option
 @click.pass_obj
 def import_legacy(obj: CliContext, path: Path, dry_run: bool, merge: bool, yes: bool, skip_invalid: bool,
                   allow_shrink: bool, as_json: bool) -> None:

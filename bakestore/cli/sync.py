@@ -10,6 +10,7 @@ import click
 
 from ..errors import WatchError
 from . import CliContext
+from .common import allow_shrink_option, dry_run_option, json_option
 
 
 @click.command()
@@ -97,9 +98,9 @@ def _print_report(report: object, status: bool) -> None:
 @click.command()
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--status", is_flag=True, help="Show devices seen, their last export and what would change.")
-@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing, write nothing.")
-@click.option("--allow-shrink", is_flag=True, help="Allow a merge that deletes many rows (refused by default).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@dry_run_option
+@allow_shrink_option
+@json_option
 @click.pass_obj
 def sync(obj: CliContext, folder: Path, status: bool, dry_run: bool, allow_shrink: bool, as_json: bool) -> None:
     """Merge with the other devices through FOLDER (a git repo, Syncthing, Dropbox or iCloud folder).

@@ -36,7 +36,7 @@ class UIConfig:
         if not settings.get("db"):
             raise UIError("the bakestore UI was started without a database (plugin configuration 'db')")
         db_path = Path(settings["db"])
-        from ..cli.exports import default_export_dir
+        from ..paths import default_export_dir
 
         config = cls(db_path=db_path,
                      export_dir=Path(settings.get("export_dir") or default_export_dir(db_path)),

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 from ..audit import audit_path_for
 from ..errors import UIError
+from ..paths import default_export_dir
 from ..inspect import AUDIT_DB, LIVE_DB, SETTINGS, case_db_name, runtime_metadata
 from .config import UIConfig
 
@@ -60,7 +61,7 @@ def build_datasette(db_path: str | Path, *, ui: bool = False, cases: Iterable[st
     plugin: dict[str, Any] = {"readonly_databases": readonly, "local_only": True}
     if ui:
         config = UIConfig(db_path=db_path.resolve(),
-                          export_dir=Path(export_dir) if export_dir else _default_export_dir(db_path.resolve()),
+                          export_dir=Path(export_dir) if export_dir else default_export_dir(db_path.resolve()),
                           case_root=Path(case_root) if case_root else _default_case_dir(db_path.resolve()),
                           demo=demo, live_db=LIVE_DB, audit_db=AUDIT_DB)
         plugin.update(config.plugin_config())
@@ -74,12 +75,6 @@ def build_datasette(db_path: str | Path, *, ui: bool = False, cases: Iterable[st
     for name, path in case_files:
         datasette.add_database(Database(datasette, path=str(path.resolve()), is_mutable=False), name=name)
     return datasette
-
-
-def _default_export_dir(db_path: Path) -> Path:
-    from ..cli.exports import default_export_dir
-
-    return default_export_dir(db_path)
 
 
 def _default_case_dir(db_path: Path) -> Path:
