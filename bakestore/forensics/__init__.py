@@ -14,12 +14,12 @@ Public API::
 
 from __future__ import annotations
 
-from .analysis import ParsedDatabase, analyze, load, parse_database
+from .analysis import ParsedDatabase, analyze, analyze_isolated, load, parse_database
 from .carve import SOURCES, Recovered
 from .compare import compare, render_compare
 from .evidence import Evidence, EvidenceFile, collect, verify_originals
 from .report import Report, render_text, write_outputs
 
-__all__ = ["analyze", "compare", "render_compare", "render_text", "write_outputs", "Report", "Recovered",
+__all__ = ["analyze", "analyze_isolated", "compare", "render_compare", "render_text", "write_outputs", "Report", "Recovered",
            "SOURCES", "Evidence", "EvidenceFile", "collect", "verify_originals", "load", "parse_database",
            "ParsedDatabase"]

@@ -449,3 +449,31 @@ def analyze(path: str | Path, case_dir: str | Path, *, integrity: str = "full", 
 
 __all__ = ["analyze", "parse_database", "carve_all", "load", "ParsedDatabase", "LiveTable", "SchemaEntry",
            "TOOL_VERSION"]
+
+
+def analyze_isolated(path: str | Path, case_dir: str | Path, *, integrity: str = "full",
+                     timeout: float | None = None) -> Path:
+    """Run :func:`analyze` in a child process and return the case folder.
+
+    For callers that hold SQLite connections to ``path`` (the UI server, an app embedding
+    bakestore): reading and closing the evidence files with plain file I/O in *their* process would
+    drop every POSIX lock their connections hold on it (sqlite.org/howtocorrupt.html, the
+    posix_close_bug). A child process has no connections, so its reads cannot touch those locks.
+    """
+    import subprocess
+    import sys
+
+    from ..errors import ForensicsError
+
+    command = [sys.executable, "-m", "bakestore", "forensics", str(path), "--case", str(case_dir),
+               "--integrity", integrity, "--json"]
+    try:
+        completed = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                   timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise ForensicsError(f"{path}: the forensic analysis took longer than {timeout:.0f}s") from None
+    if completed.returncode != 0:
+        lines = [line for line in completed.stderr.splitlines() if line.strip()]
+        message = lines[-1].removeprefix("Error: ") if lines else f"exit status {completed.returncode}"
+        raise ForensicsError(message)
+    return Path(case_dir)

@@ -639,7 +639,9 @@ async def forensics(datasette: Any, request: Any) -> Response:
 
 
 def _run_forensics(config: UIConfig, form: Mapping[str, str]) -> str:
-    from ..forensics import analyze
+    # This process holds connections to the live and audit databases: the evidence is copied and
+    # hashed by a child process, so no plain open()/close() here can drop their POSIX locks.
+    from ..forensics import analyze_isolated
 
     choice = form.get("source", "live")
     if choice == "live":
@@ -666,7 +668,7 @@ def _run_forensics(config: UIConfig, form: Mapping[str, str]) -> str:
         case_dir = config.case_root / f"{name}-{n}"
         n += 1
     config.case_root.mkdir(parents=True, exist_ok=True)
-    analyze(path, case_dir)
+    analyze_isolated(path, case_dir)
     return case_dir.name
 
 
