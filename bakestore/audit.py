@@ -110,7 +110,8 @@ def read(db_path: str | os.PathLike[str], *, limit: int | None = None) -> Iterat
         return
     db = _open(path)
     try:
-        for row in db[AUDIT_TABLE].rows_where(order_by="at desc, id desc", limit=limit):
+        # Ties within one millisecond go by insertion order (rowid), not by the random part of the id.
+        for row in db[AUDIT_TABLE].rows_where(order_by="at desc, rowid desc", limit=limit):
             for key in ("counts_before", "counts_after", "details", "argv"):
                 if row.get(key):
                     row[key] = json.loads(row[key])

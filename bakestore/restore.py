@@ -1098,9 +1098,13 @@ def _merge_into_live(store: "Store", scratch_path: Path, source: RowSource, *, d
             column = fk[3] if fk else "?"
             row = conn.execute(f'SELECT id, "{column}" FROM main."{table}" WHERE rowid = ?', [rowid]).fetchone()
             conn.execute("ROLLBACK")
-            raise ForeignKeyError(f"{source.label}: {table} {row[0] if row else rowid}: {table}.{column}: "
-                                  f"no {parent} row with id {row[1] if row else None!r} in the source or the store",
-                                  table=table, field=column)
+            where = f"{table} {row[0] if row else rowid}"
+            if row is not None:
+                with contextlib.suppress(BakestoreError):
+                    where = next((w for w, r in source.iter_rows(table) if r.get("id") == row[0]), where)
+            raise ForeignKeyError(f"{source.label}: {where}: {table}.{column}: no {parent} row with id "
+                                  f"{row[1] if row else None!r} in the source or the store",
+                                  table=table, field=column, record=where)
         for spec in registry.exported_tables:
             after = conn.execute(f'SELECT count(*) FROM main."{spec.name}"').fetchone()[0]
             diff[spec.name].before, diff[spec.name].after = before[spec.name], after

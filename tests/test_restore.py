@@ -270,7 +270,7 @@ def test_merge_refuses_references_found_nowhere(populated: Store, tmp_path: Path
 
     _set_file(folder, "ingredients", b"")
     content = _tables(populated, tmp_path, "before")
-    with pytest.raises(ForeignKeyError, match="no ingredients row"):
+    with pytest.raises(ForeignKeyError, match=r"ingredient_\w+.ndjson:1: ingredient_\w+.ingredient_id: no ingredients row"):
         populated.merge(folder)
     assert _tables(populated, tmp_path, "after") == content
 
@@ -457,3 +457,12 @@ def test_source_copies_of_the_template_are_independent(populated: Store, tmp_pat
     result = populated.restore(copy)
     assert result.diff["recipients"].removed == 1
     shutil.rmtree(restore.restore_point_dir(populated.path))
+
+
+def test_audit_records_of_one_millisecond_keep_their_order(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    for i in range(6):  # ids out of order, as when two processes write in the same millisecond
+        audit.write(db, audit.AuditRecord(operation=f"op{i}", db_path=str(db), outcome="done",
+                                          at="2026-01-01T00:00:00.000Z", id=f"id-{[3, 0, 5, 1, 4, 2][i]}"))
+    assert [r["operation"] for r in audit.read(db)] == [f"op{i}" for i in reversed(range(6))]
+    assert [r["operation"] for r in audit.read(db, limit=2)] == ["op5", "op4"]
