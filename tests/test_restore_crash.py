@@ -119,6 +119,11 @@ def test_killed_at_each_step_leaves_old_or_new_content(step: str, world: dict[st
                            env=_env(tmp_path, step), cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert child.returncode == -signal.SIGKILL, child.stderr
     assert "done" not in child.stdout
+    wal = Path(str(live) + "-wal")
+    if step == "after-swap":  # the new content is committed only in the WAL the killed process left
+        assert wal.exists() and wal.stat().st_size > live.stat().st_size / 2
+    if step != "after-verify":
+        assert any(".fresh-" in name for name in leftovers(tmp_path)), "the killed restore left its fresh file"
     assert _content(live, tmp_path, world) == EXPECTED_AFTER_KILL[step]
     # The next operation cleans up what the killed one left and works normally.
     with Store(live, device_id=DEVICE_A) as store:
