@@ -10,6 +10,7 @@ from __future__ import annotations
 from .errors import (
     BakestoreError,
     ConfigurationError,
+    ConflictError,
     ConstraintError,
     DeleteRestrictedError,
     ExportError,
@@ -39,6 +40,7 @@ __all__ = [
     "REGISTRY",
     "BakestoreError",
     "ConfigurationError",
+    "ConflictError",
     "ConstraintError",
     "DeleteRestrictedError",
     "DeleteResult",

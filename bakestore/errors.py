@@ -58,6 +58,10 @@ class NotFoundError(BakestoreError):
     """No row with that id or natural key."""
 
 
+class ConflictError(BakestoreError):
+    """The row changed (another process, a sync) since the caller read it; nothing was written."""
+
+
 class DeleteRestrictedError(BakestoreError):
     """A delete was refused because other rows still reference the row (ON DELETE RESTRICT)."""
 

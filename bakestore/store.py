@@ -25,6 +25,7 @@ import sqlite_utils.utils
 
 from . import clock as _clock
 from .errors import (
+    ConflictError,
     ConstraintError,
     DeleteRestrictedError,
     ForeignKeyError,
@@ -508,13 +509,21 @@ class Store:
             return values
         return self._update(spec, existing_id, {k: v for k, v in data.items() if k != "id"}, now)
 
-    def update(self, table: str, key: str, changes: Mapping[str, Any]) -> dict[str, Any]:
-        """Change some columns of one row (by id or natural key); returns the stored row."""
+    def update(self, table: str, key: str, changes: Mapping[str, Any], *,
+               expected_version: str | None = None) -> dict[str, Any]:
+        """Change some columns of one row (by id or natural key); returns the stored row.
+
+        ``expected_version`` is optimistic concurrency for editors: if the row's version is no
+        longer the one the caller read (someone else wrote it meanwhile), nothing is written and
+        :class:`ConflictError` says so.
+        """
         spec = self.spec(table)
         with self.write():
-            return self._update(spec, self.resolve(table, key), changes, self.now())
+            return self._update(spec, self.resolve(table, key), changes, self.now(),
+                                expected_version=expected_version)
 
-    def _update(self, spec: TableSpec, row_id: str, changes: Mapping[str, Any], now: str) -> dict[str, Any]:
+    def _update(self, spec: TableSpec, row_id: str, changes: Mapping[str, Any], now: str, *,
+                expected_version: str | None = None) -> dict[str, Any]:
         self._check_columns(spec, changes, row_id)
         if "id" in changes and str(changes["id"]).lower() != row_id:
             raise ValidationError(f"{spec.name}.id: the id of a row cannot change (record {row_id})",
@@ -523,6 +532,9 @@ class Store:
         # edited and written back as it is, and the store stamps it afresh.
         changes = {k: v for k, v in changes.items() if k not in ("id", "updated_at", "row_version")}
         current = self.get(spec.name, row_id)
+        if expected_version is not None and current["row_version"] != expected_version:
+            raise ConflictError(f"{spec.name} {row_id} was changed by someone else since it was read "
+                                f"(version {current['row_version']}, expected {expected_version}); nothing was saved")
         merged = {**current, **changes, "updated_at": now, "row_version": self.clock.now()}
         values = validate_row(spec, merged, record=row_id)
         self._check_foreign_keys(spec, values, row_id)

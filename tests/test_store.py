@@ -262,3 +262,15 @@ def test_registry_refuses_a_pattern_without_sql_twin() -> None:
 
     with pytest.raises(SchemaError, match="SQL twin"):
         spec_for(Bad)
+
+
+def test_update_with_a_stale_expected_version_writes_nothing(store: Store) -> None:
+    from bakestore.errors import ConflictError
+
+    row = store.insert("recipients", {"name": "Ann"})
+    store.update("recipients", row["id"], {"notes": "changed elsewhere"})
+    with pytest.raises(ConflictError, match="changed by someone else"):
+        store.update("recipients", row["id"], {"name": "Anne"}, expected_version=row["row_version"])
+    assert store.get("recipients", row["id"])["name"] == "Ann"
+    fresh = store.get("recipients", row["id"])
+    assert store.update("recipients", row["id"], {"name": "Anne"}, expected_version=fresh["row_version"])["name"] == "Anne"

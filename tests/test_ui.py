@@ -511,3 +511,18 @@ def test_every_table_of_the_demo_renders_list_detail_edit_and_delete_pages(tmp_p
                     assert page.status_code == 200, (spec.name, suffix)
     finally:
         client.close()
+
+
+def test_an_edit_based_on_a_stale_page_is_refused(ui: UI, live: Path) -> None:
+    import re as _re
+
+    page = ui.get("/data/ingredients/cane_sugar/edit").text
+    version = _re.search(r'name="_row_version" value="([^"]+)"', page).group(1)
+    with Store(live, device_id=DEVICE_A) as store:
+        store.update("ingredients", "cane_sugar", {"notes": "changed by a sync meanwhile"})
+    stale = ui.post("/data/ingredients/cane_sugar/edit",
+                    {"_row_version": version, "display_name": "Cane Sugar", "slug": "cane_sugar",
+                     "category": "Sugar", "hierarchy_level": "2", "notes": "my edit"})
+    assert stale.status_code == 400 and "changed by someone else" in stale.text
+    with Store(live, device_id=DEVICE_A) as store:
+        assert store.get("ingredients", "cane_sugar")["notes"] == "changed by a sync meanwhile"

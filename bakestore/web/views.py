@@ -374,7 +374,12 @@ def _save(config: UIConfig, table: str, key: str | None, form: Mapping[str, str]
     spec = _spec(table)
     with open_store(config) as store:
         data = forms.parse_form(store, spec, form, update=key is not None)
-        saved = store.update(spec.name, key, data) if key is not None else store.insert(spec.name, data)
+        if key is not None:
+            # The version the editor was showing: a change made meanwhile (sync, another window,
+            # the CLI) is not silently overwritten.
+            saved = store.update(spec.name, key, data, expected_version=form.get("_row_version") or None)
+        else:
+            saved = store.insert(spec.name, data)
         return forms.row_url_key(store, spec, saved)
 
 
