@@ -2039,6 +2039,7 @@ def build_demo(path: str | os.PathLike[str], *, scale: int = 1, seed: int = 42,
         if target.exists() and target.stat().st_size > 0:
             raise ConfigurationError(f"{target}: appeared while the demo was being built; not overwritten")
         os.replace(building, target)
+        Path(f"{building}.write.lock").unlink(missing_ok=True)
     except BaseException:
         _remove_db_files(building)
         raise
@@ -2046,7 +2047,7 @@ def build_demo(path: str | os.PathLike[str], *, scale: int = 1, seed: int = 42,
 
 
 def _remove_db_files(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in ("", "-wal", "-shm", "-journal", ".write.lock"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 

@@ -62,7 +62,7 @@ from .schema import APPLICATION_ID, SCHEMA_VERSION, check_schema, schema_stateme
 from .seeds import seed_rows
 from .sources import RowSource
 from .sqlite import sqlite3
-from .store import bulk_insert, translate_integrity_error, validate_row
+from .store import bulk_insert, exclusive_writes, translate_integrity_error, validate_row
 
 if TYPE_CHECKING:
     from .store import Store
@@ -814,7 +814,10 @@ def swap_in(fresh_path: Path, live_path: Path, *, timeout: float = SWAP_TIMEOUT_
     deadline = time.monotonic() + timeout
 
     def progress(status: int, remaining: int, total: int) -> None:
-        if time.monotonic() > deadline:
+        # Called after every step, the last one included: only a step that is *waiting* for the
+        # lock (SQLITE_BUSY 5 / SQLITE_LOCKED 6) may give up. Raising after the step that
+        # committed would report "nothing was changed" about a swap that happened.
+        if status in (5, 6) and time.monotonic() > deadline:
             raise RestoreError(f"{live_path}: timed out after {timeout:.0f}s waiting for other connections "
                                "to release the database; nothing was changed")
 
@@ -927,22 +930,40 @@ def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str],
                 return result
             if confirm is not None and not confirm(result):
                 raise RestoreError(f"{operation} cancelled; nothing was changed")
-            restore_point = make_restore_point(live_path, operation)
-            result.restore_point = restore_point
-            record.restore_point = str(restore_point)
-            _fault("after-restore-point")
-            swap_in(fresh.path, live_path)
-            _fault("after-checkpoint")
-            _verify_swap(live_path, fresh.counts, restore_point)
-            record.outcome = "done"
-            result.audit_id = _audit(store, record, started)
-            store.clock.observe(_read_meta(live_path, "hlc") or store.clock.high_water)
-            prune_restore_points(live_path)
+            # Audit first: if the log cannot be written, refuse now, before anything changes.
+            _audit(store, record, started)
+            # From the restore point to the swap no bakestore writer may commit: its write would
+            # be in neither the restore point nor the new content.
+            with exclusive_writes(live_path):
+                restore_point = make_restore_point(live_path, operation)
+                result.restore_point = restore_point
+                record.restore_point = str(restore_point)
+                _fault("after-restore-point")
+                swap_in(fresh.path, live_path)
+            try:
+                _fault("after-checkpoint")
+                _verify_swap(live_path, fresh.counts, restore_point)
+                record.outcome = "done"
+                result.audit_id = _audit(store, record, started)
+                store.clock.observe(_read_meta(live_path, "hlc") or store.clock.high_water)
+            except (OSError, sqlite3.Error) as exc:
+                text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise RestoreError(f"{operation} done: the new content is in place, but a later step failed "
+                                   f"({text}); the previous content is in the restore point {restore_point}") from None
+            _prune_quietly(live_path)
             return result
         finally:
             _close_source(row_source)
             if fresh is not None:
                 _remove_db_files(fresh.path)
+
+
+def _prune_quietly(live_path: Path) -> None:
+    """Retention must never turn a finished operation into a reported failure."""
+    try:
+        prune_restore_points(live_path)
+    except OSError as exc:
+        log.warning("%s: could not prune old restore points: %s", live_path, exc)
 
 
 def _read_meta(path: Path, key: str) -> str | None:
@@ -1056,18 +1077,18 @@ def merge(store: "Store", source: RowSource | str | os.PathLike[str], *, operati
             page_size = store.db.execute("PRAGMA page_size").fetchone()[0]
             scratch = build_fresh(live_path, row_source, page_size=page_size, meta={}, seed_stamp=None,
                                   registry=store.registry, progress=progress, check_foreign_keys=False)
-            restore_point = None if dry_run else make_restore_point(live_path, operation)
-            record.restore_point = str(restore_point) if restore_point else None
+            if not dry_run:
+                _audit(store, record, started)  # refuse now if the audit log cannot be written
             result = _merge_into_live(store, scratch.path, row_source, dry_run=dry_run, allow_shrink=allow_shrink,
-                                      max_loss=max_loss)
+                                      max_loss=max_loss, operation=operation)
             result.operation = operation
-            result.restore_point = restore_point
+            record.restore_point = str(result.restore_point) if result.restore_point else None
             record.counts_before, record.counts_after = result.counts_before, result.counts_after
             if dry_run:
                 return result
             record.outcome = "done"
             result.audit_id = _audit(store, record, started)
-            prune_restore_points(live_path)
+            _prune_quietly(live_path)
             return result
         finally:
             _close_source(row_source)
@@ -1076,21 +1097,27 @@ def merge(store: "Store", source: RowSource | str | os.PathLike[str], *, operati
 
 
 def _merge_into_live(store: "Store", scratch_path: Path, source: RowSource, *, dry_run: bool,
-                     allow_shrink: bool, max_loss: float) -> RestoreResult:
+                     allow_shrink: bool, max_loss: float, operation: str = "merge") -> RestoreResult:
     registry = store.registry
     conn = sqlite3.connect(str(store.path), isolation_level=None, timeout=5.0)
+    restore_point: Path | None = None
+    committed = False
     try:
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("ATTACH DATABASE ? AS src", [_ro_uri(scratch_path)])
         conn.execute("BEGIN IMMEDIATE")
+        if not dry_run:
+            # Taken while this transaction holds the write lock (VACUUM INTO only needs a read
+            # transaction on another connection): nothing can commit between it and the merge.
+            restore_point = make_restore_point(store.path, operation)
         conn.execute("PRAGMA defer_foreign_keys = ON")
         before = {s.name: conn.execute(f'SELECT count(*) FROM main."{s.name}"').fetchone()[0]
                   for s in registry.exported_tables}
         diff: dict[str, TableDiff] = {}
         for spec in registry.exported_tables:
             diff[spec.name] = _merge_table(conn, spec, source)
-        _apply_tombstones(conn, registry)
+        _apply_tombstones(conn, registry, store)
         violation = conn.execute("PRAGMA main.foreign_key_check").fetchone()
         if violation is not None:
             table, rowid, parent, fkid = violation
@@ -1109,7 +1136,7 @@ def _merge_into_live(store: "Store", scratch_path: Path, source: RowSource, *, d
             after = conn.execute(f'SELECT count(*) FROM main."{spec.name}"').fetchone()[0]
             diff[spec.name].before, diff[spec.name].after = before[spec.name], after
             diff[spec.name].removed = max(0, before[spec.name] + diff[spec.name].added - after)
-        result = RestoreResult("merge", dry_run, source.label, source.checksum(), diff)
+        result = RestoreResult("merge", dry_run, source.label, source.checksum(), diff, restore_point=restore_point)
         problems = shrink_problems(diff, max_loss=max_loss, registry=registry)
         if problems and not allow_shrink:
             conn.execute("ROLLBACK")
@@ -1127,6 +1154,7 @@ def _merge_into_live(store: "Store", scratch_path: Path, source: RowSource, *, d
         conn.execute('INSERT OR REPLACE INTO main."_bakestore_meta"(key, value) VALUES (?, ?)',
                      ["hlc", max(high, store.clock.high_water)])
         conn.execute("COMMIT")
+        committed = True
         return result
     except sqlite3.IntegrityError as exc:
         with contextlib.suppress(sqlite3.Error):
@@ -1134,6 +1162,9 @@ def _merge_into_live(store: "Store", scratch_path: Path, source: RowSource, *, d
         raise ValidationError(f"{source.label}: merge refused: {exc}") from None
     finally:
         conn.close()
+        if restore_point is not None and not committed:
+            # A refused merge changed nothing: its restore point would only mislead `undo`.
+            _remove_db_files(restore_point)
 
 
 def _merge_table(conn: Any, spec: TableSpec, source: RowSource) -> TableDiff:
@@ -1161,11 +1192,41 @@ def _merge_table(conn: Any, spec: TableSpec, source: RowSource) -> TableDiff:
     return TableDiff(0, 0, added=added, changed=changed)
 
 
-def _apply_tombstones(conn: Any, registry: Registry) -> None:
-    """Delete live rows that a newer tombstone names, children before parents."""
+def _apply_tombstones(conn: Any, registry: Registry, store: "Store") -> None:
+    """Delete live rows that a newer tombstone names, children before parents.
+
+    The registry's ON DELETE rules are applied here, not left to SQLite, so that every row a
+    tombstone removes gets its own tombstone (CASCADE) and every row it changes gets a new
+    version (SET NULL), exactly as ``Store.delete`` does; RESTRICT refuses the merge.
+    """
     order = {name: i for i, name in enumerate(registry.names)}
     rows = conn.execute('SELECT table_name, row_id, row_version FROM main."_tombstones"').fetchall()
+    now = store.now()
     for table, row_id, version in sorted(rows, key=lambda r: -order.get(r[0], 0)):
         if table not in registry or not registry[table].has_row_identity:
             continue
-        conn.execute(f'DELETE FROM main."{table}" WHERE id = ? AND row_version < ?', [row_id, version])
+        live = conn.execute(f'SELECT 1 FROM main."{table}" WHERE id = ? AND row_version < ?',
+                            [row_id, version]).fetchone()
+        if live:
+            _delete_with_rules(conn, registry, store, table, row_id, now)
+
+
+def _delete_with_rules(conn: Any, registry: Registry, store: "Store", table: str, row_id: str, now: str) -> None:
+    for fk in registry.references_to(table):
+        children = [r[0] for r in conn.execute(f'SELECT id FROM main."{fk.table}" WHERE "{fk.column}" = ?',
+                                               [row_id])]
+        for child in children:
+            if fk.table == table and child == row_id:
+                continue
+            if fk.on_delete == "CASCADE":
+                _delete_with_rules(conn, registry, store, fk.table, child, now)
+            elif fk.on_delete == "SET NULL":
+                conn.execute(f'UPDATE main."{fk.table}" SET "{fk.column}" = NULL, updated_at = ?, row_version = ? '
+                             f'WHERE id = ?', [now, store.clock.now(), child])
+            else:
+                raise ForeignKeyError(f"merge refused: deleting {table} {row_id} (a tombstone in the source) is "
+                                      f"blocked by {fk.table} {child} via {fk.column} (ON DELETE {fk.on_delete})",
+                                      table=fk.table, field=fk.column)
+    conn.execute('INSERT INTO main."_tombstones"(table_name, row_id, row_version, deleted_at) VALUES (?, ?, ?, ?) '
+                 'ON CONFLICT(table_name, row_id) DO NOTHING', [table, row_id, store.clock.now(), now])
+    conn.execute(f'DELETE FROM main."{table}" WHERE id = ?', [row_id])

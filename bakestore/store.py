@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import fcntl
 import logging
 import os
 import re
@@ -29,6 +30,7 @@ from .errors import (
     ConstraintError,
     DeleteRestrictedError,
     ForeignKeyError,
+    LockedError,
     NotFoundError,
     SchemaError,
     SQLiteVersionError,
@@ -95,6 +97,44 @@ def connect(path: str | os.PathLike[str], *, wal: bool = True, synchronous: str 
             db.execute("PRAGMA journal_mode = WAL")
     db.execute(f"PRAGMA synchronous = {synchronous}")
     return db
+
+
+#: How long a writer waits for a restore's swap to finish, or a restore for writers to finish.
+WRITE_LOCK_TIMEOUT_S = 60.0
+
+
+def write_lock_path(db_path: Path) -> Path:
+    """``<db>.write.lock`` beside the database: a lock file, never a lock on the database itself."""
+    return db_path.with_name(db_path.name + ".write.lock")
+
+
+def _flock(fd: int, mode: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise LockedError(what) from None
+            time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def exclusive_writes(db_path: Path, timeout: float = WRITE_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold off every bakestore writer (they take this lock shared in ``Store.write``).
+
+    A restore holds it from its restore point through the swap, so no write through the API can
+    commit in between and be lost from both. Writers outside bakestore (the sqlite3 shell) do not
+    take it; for them the gap is only the moment between the restore point and the swap.
+    """
+    fd = os.open(write_lock_path(Path(db_path)), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _flock(fd, fcntl.LOCK_EX, timeout, f"{db_path}: writers did not finish within {timeout:.0f}s; "
+                                           "nothing was changed, try again")
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
 
 
 def connect_store_file(path: Path) -> sqlite_utils.Database:
@@ -241,6 +281,7 @@ class Store:
             device_id = _clock.load_device_id(config_dir())
         self._wall = wall_clock or (lambda: time.time_ns() // 1_000_000)
         self.clock = _clock.HybridLogicalClock(device_id, wall=self._wall)
+        self._write_lock_fd: int | None = None
         self.db = connect_store_file(self.path)
         try:
             self._prepare(seed=seed)
@@ -281,6 +322,9 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        if self._write_lock_fd is not None:
+            os.close(self._write_lock_fd)
+            self._write_lock_fd = None
 
     def __enter__(self) -> "Store":
         return self
@@ -308,17 +352,25 @@ class Store:
         if conn.in_transaction:
             yield self.db
             return
-        conn.execute("BEGIN IMMEDIATE")
+        if self._write_lock_fd is None:
+            self._write_lock_fd = os.open(write_lock_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+        # Shared with every other writer, exclusive only against a restore's swap (restore.py).
+        _flock(self._write_lock_fd, fcntl.LOCK_SH, WRITE_LOCK_TIMEOUT_S,
+               f"{self.path}: a restore is swapping the database in; try again in a moment")
         try:
-            yield self.db
-            self._meta_set("hlc", self.clock.high_water)
-            conn.execute("COMMIT")
-        except BaseException:
-            # Also when COMMIT itself fails (busy, disk full): never leave a transaction open for
-            # the next write() to join silently.
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self._meta_set("hlc", self.clock.high_water)
+                conn.execute("COMMIT")
+            except BaseException:
+                # Also when COMMIT itself fails (busy, disk full): never leave a transaction open
+                # for the next write() to join silently.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            fcntl.flock(self._write_lock_fd, fcntl.LOCK_UN)
 
     def _meta_get(self, key: str) -> str | None:
         row = self.db.execute('SELECT value FROM "_bakestore_meta" WHERE key = ?', [key]).fetchone()

@@ -370,6 +370,11 @@ def test_no_delete_statement_ever_runs_against_the_live_database(tmp_path: Path,
         assert any("wal_checkpoint" in sql for sql in on_live)
         deletes = [sql for sql in on_live if sql.lstrip().upper().startswith("DELETE")]
         assert deletes == []
+        # Stronger: no SQL statement writes to the live file at all; only the backup API's page
+        # copy (which is no statement) changes it.
+        writes = [sql for sql in on_live
+                  if sql.lstrip().upper().split(" ", 1)[0] in {"INSERT", "UPDATE", "REPLACE", "DROP", "CREATE", "ALTER"}]
+        assert writes == []
         # … and the detector works: an ordinary delete through the Store is seen.
         store.delete("recipients", next(store.rows("recipients"))["id"]) if store.count("recipients") else None
         store.insert("recipients", {"name": "x"})

@@ -1,0 +1,123 @@
+"""Review findings turned into tests: the swap's deadline, audit-first, writers vs the swap,
+refused merges, and tombstones that cascade."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bakestore import audit, restore
+from bakestore.errors import LockedError, RestoreError, ValidationError
+from bakestore.store import Store, exclusive_writes
+
+from .conftest import DEVICE_A, DEVICE_B, db_fingerprint
+
+
+@pytest.fixture
+def populated(tmp_path: Path) -> Store:
+    store = Store(tmp_path / "live.db", device_id=DEVICE_A)
+    flour = store.insert("ingredients", {"display_name": "Flour", "slug": "flour", "category": "Flour"})
+    store.insert("products", {"ingredient_id": flour["id"], "package_unit": "lb", "package_unit_quantity": 5.0})
+    store.insert_many("recipients", [{"name": f"R{i}"} for i in range(10)])
+    yield store
+    store.close()
+
+
+def test_a_swap_that_finished_is_never_reported_as_timed_out(populated: Store, tmp_path: Path) -> None:
+    exported = populated.export(tmp_path / "e")
+    with Store(tmp_path / "fresh.db", device_id=DEVICE_B) as other:
+        other.insert("recipients", {"name": "only in the fresh file"})
+    # A deadline that has passed before the copy even starts: the single step still completes,
+    # and completion must not be turned into "timed out; nothing was changed".
+    restore.swap_in(tmp_path / "fresh.db", populated.path, timeout=0)
+    names = {r["name"] for r in populated.rows("recipients")}
+    assert names == {"only in the fresh file"}
+    assert exported  # the export folder is unaffected
+
+
+def test_an_unwritable_audit_log_refuses_before_anything_changes(populated: Store, tmp_path: Path) -> None:
+    exported = populated.export(tmp_path / "e")
+    populated.insert("recipients", {"name": "after the export"})
+    populated.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    audit_file = audit.audit_path_for(populated.path)
+    audit_file.unlink(missing_ok=True)
+    audit_file.mkdir()  # a folder where the audit database should be: it cannot be opened
+    before = db_fingerprint(populated.path)
+    with pytest.raises(RestoreError, match="not changed"):
+        populated.restore(exported.path, allow_shrink=True)
+    assert db_fingerprint(populated.path) == before
+    assert not populated.restore_points()
+
+
+def test_api_writers_wait_while_a_swap_holds_exclusive_writes(populated: Store) -> None:
+    started = threading.Event()
+    done: list[float] = []
+
+    def writer() -> None:
+        started.set()
+        with Store(populated.path, device_id=DEVICE_B) as other:
+            other.insert("recipients", {"name": "waited"})
+        done.append(time.monotonic())
+
+    with exclusive_writes(populated.path):
+        thread = threading.Thread(target=writer)
+        thread.start()
+        started.wait(5)
+        time.sleep(0.3)
+        assert not done  # blocked while the swap window is held
+        released = time.monotonic()
+    thread.join(10)
+    assert done and done[0] >= released
+    assert any(r["name"] == "waited" for r in populated.rows("recipients"))
+
+
+def test_a_writer_gives_up_with_a_clear_error(populated: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bakestore.store as store_module
+
+    monkeypatch.setattr(store_module, "WRITE_LOCK_TIMEOUT_S", 0.2)
+    with exclusive_writes(populated.path):
+        with pytest.raises(LockedError, match="restore is swapping"):
+            populated.insert("recipients", {"name": "too late"})
+
+
+def test_a_refused_merge_leaves_no_restore_point(populated: Store, tmp_path: Path) -> None:
+    with Store(tmp_path / "other.db", device_id=DEVICE_B) as other:
+        # Same slug, different id: the merge clashes with the store's row and is refused.
+        other.insert("ingredients", {"display_name": "Flour (other)", "slug": "flour", "category": "Flour"})
+        source = other.export(tmp_path / "e").path
+    before = populated.restore_points()
+    with pytest.raises(ValidationError):
+        populated.merge(source)
+    assert populated.restore_points() == before
+
+
+def test_merged_tombstones_cascade_with_tombstones_of_their_own(populated: Store, tmp_path: Path) -> None:
+    snapshot = populated.export(tmp_path / "base", name="base").path
+    with Store(tmp_path / "device_b.db", device_id=DEVICE_B) as other:
+        other.restore(snapshot)
+        other.delete("ingredients", "flour")  # cascades to the product on device B
+        source = other.export(tmp_path / "b").path
+    product_id = next(populated.rows("products"))["id"]
+    # Device B's export carries tombstones for both; remove the product's to prove that the
+    # merge itself applies the ON DELETE rule and records what it removed.
+    import json
+
+    tomb_file = source / "_tombstones.ndjson"
+    lines = [line for line in tomb_file.read_text(encoding="utf-8").splitlines()
+             if json.loads(line)["table_name"] != "products"]
+    trimmed = tmp_path / "trimmed"
+    from bakestore.exports import ExportFolderSource
+    from bakestore.sources import MemorySource
+
+    folder = ExportFolderSource(source)
+    folder.verify()
+    rows = {t: [r for _, r in folder.iter_rows(t)] for t in folder.tables()}
+    rows["_tombstones"] = [json.loads(line) for line in lines]
+    populated.merge(MemorySource(label=str(trimmed), rows_by_table=rows), allow_shrink=True)
+    assert populated.count("products") == 0 and populated.count("ingredients") == 0
+    tombstoned = {(r["table_name"], r["row_id"]) for r in populated.rows("_tombstones")}
+    assert ("products", product_id) in tombstoned
