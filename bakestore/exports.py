@@ -245,6 +245,35 @@ def write_table(db: Any, spec: TableSpec, path: Path) -> tuple[int, int, str]:
     return rows, size, digest.hexdigest()
 
 
+def _reuse_file(previous: Path, target: Path, table: str,
+                manifests: dict[Path, dict[str, dict[str, Any]]]) -> tuple[int, int, str]:
+    """Put an unchanged table's file from the previous export into this one.
+
+    A hard link (a copy where links are not possible) and the previous manifest's rows/bytes/sha256:
+    no re-reading. The figures are *carried over*, not recomputed, so a previous file damaged since
+    it was written does not get a fresh, matching checksum: verification of this export would
+    refuse it, as it should. A previous export without a usable manifest entry is copied and hashed.
+    """
+    folder = previous.parent
+    if folder not in manifests:
+        try:
+            data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+            manifests[folder] = {e["name"]: e for e in data.get("tables", []) if isinstance(e, dict)}
+        except (OSError, ValueError):
+            manifests[folder] = {}
+    entry = manifests[folder].get(table)
+    if previous.is_symlink() or not previous.is_file():
+        raise ExportError(f"{previous}: not a regular file; cannot reuse it")
+    try:
+        os.link(previous, target)
+    except OSError:
+        shutil.copyfile(previous, target)
+    if entry is not None and entry.get("bytes") == target.stat().st_size:
+        return int(entry["rows"]), int(entry["bytes"]), str(entry["sha256"])
+    data = target.read_bytes()
+    return data.count(b"\n"), len(data), hashlib.sha256(data).hexdigest()
+
+
 def export_database(db: Any, target: Path, *, db_id: str, registry: Registry = REGISTRY,
                     name: str | None = None, progress: Progress | None = None,
                     tables: list[str] | None = None, reuse: dict[str, Path] | None = None) -> ExportResult:
@@ -269,6 +298,7 @@ def export_database(db: Any, target: Path, *, db_id: str, registry: Registry = R
         raise ExportError(f"export to {final} failed: {exc.strerror or exc}; nothing was written") from None
     specs = registry.exported_tables
     entries: list[dict[str, Any]] = []
+    manifests: dict[Path, dict[str, dict[str, Any]]] = {}
     try:
         started_here = not db.conn.in_transaction
         if started_here:
@@ -278,9 +308,7 @@ def export_database(db: Any, target: Path, *, db_id: str, registry: Registry = R
                 file_name = f"{spec.name}.ndjson"
                 previous = (reuse or {}).get(spec.name)
                 if previous is not None and (tables is None or spec.name not in tables):
-                    shutil.copyfile(previous, tmp / file_name)
-                    data = (tmp / file_name).read_bytes()
-                    count, size, sha = data.count(b"\n"), len(data), hashlib.sha256(data).hexdigest()
+                    count, size, sha = _reuse_file(previous, tmp / file_name, spec.name, manifests)
                 else:
                     count, size, sha = write_table(db, spec, tmp / file_name)
                 entries.append({"name": spec.name, "file": file_name, "rows": count, "bytes": size, "sha256": sha})

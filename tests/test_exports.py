@@ -408,3 +408,34 @@ def test_retention_ignores_incomplete_exports(tmp_path: Path) -> None:
     incomplete.mkdir()  # no manifest: not an export, never counted as "the newest"
     prune_exports(tmp_path, keep_last=1, keep_daily=0)
     assert complete.exists() and incomplete.exists()
+
+
+def test_incremental_reuse_links_files_and_carries_their_checksums(tmp_path: Path) -> None:
+    from bakestore.errors import SourceError
+    from bakestore.exports import ExportFolderSource, export_database
+
+    with Store(tmp_path / "live.db", device_id=DEVICE_A) as store:
+        store.insert("recipients", {"name": "Ann"})
+        first = store.export(tmp_path / "x", name="first").path
+        store.insert("recipients", {"name": "Bob"})
+        names = [s.name for s in REGISTRY.exported_tables]
+        reuse = {t: first / f"{t}.ndjson" for t in names if t != "recipients"}
+        second = export_database(store.db, tmp_path / "x", db_id=store.db_id, name="second",
+                                 tables=["recipients"], reuse=reuse).path
+        full = store.export(tmp_path / "x", name="full").path
+    for name in os.listdir(full):
+        if name != MANIFEST:
+            assert (second / name).read_bytes() == (full / name).read_bytes(), name
+    assert os.stat(second / "units.ndjson").st_ino == os.stat(first / "units.ndjson").st_ino  # linked
+    ExportFolderSource(second).verify()
+    # A previous file damaged after it was written is not blessed with a fresh checksum.
+    units = first / "units.ndjson"
+    damaged = bytearray(units.read_bytes())
+    damaged[10] ^= 0x01
+    os.unlink(units)  # break the link so only the old export's copy is damaged first…
+    units.write_bytes(bytes(damaged))
+    with Store(tmp_path / "live.db", device_id=DEVICE_A) as store:
+        third = export_database(store.db, tmp_path / "x", db_id=store.db_id, name="third",
+                                tables=["recipients"], reuse=reuse).path
+    with pytest.raises(SourceError, match="units.ndjson: sha256 does not match"):
+        ExportFolderSource(third).verify()
