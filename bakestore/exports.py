@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ._version import __version__
+from .files import fsync_dir
 from .errors import ExportError, SourceError
 from .models.base import format_timestamp
 from .registry import REGISTRY, Registry, TableSpec
@@ -186,13 +187,6 @@ def decode_row(line: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- writing
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 def _max_version_ms(db: Any, specs: tuple[TableSpec, ...]) -> int | None:
     best: int | None = None
@@ -335,9 +329,9 @@ def export_database(db: Any, target: Path, *, db_id: str, registry: Registry = R
             out.write(manifest_bytes)
             out.flush()
             os.fsync(out.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ExportError(f"export to {final} failed: {exc.strerror or exc}; nothing was written") from None

@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from . import audit
 from ._version import __version__
+from .files import fsync_dir, write_atomic
 from .clock import DEVICE_ID_RE
 from .errors import BakestoreError, ShrinkRefusedError, SyncError, ValidationError
 from .exports import decode_row, encode_row
@@ -649,21 +650,10 @@ def read_loose_file(path: Path, spec: TableSpec, label: str) -> State:
 # --------------------------------------------------------------------------- writing our snapshot
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.bakestore-tmp-{os.getpid()}")
-    with open(tmp, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    # The temp name is one classify() recognises as our own leftover ("own-tmp").
+    write_atomic(path, data, tmp_name=f".{path.name}.bakestore-tmp-{os.getpid()}")
 
 
 def write_snapshot(device_dir: Path, state: State, *, device_id: str, sequence: int,
@@ -702,7 +692,7 @@ def write_snapshot(device_dir: Path, state: State, *, device_id: str, sequence: 
         wrote = True
     if not wrote and old_entries == entries:
         return None
-    _fsync_dir(tables_dir)
+    fsync_dir(tables_dir)
     new_sequence = max(sequence, old_sequence + 1)
     manifest = {
         "format": FORMAT_NAME,
@@ -718,7 +708,7 @@ def write_snapshot(device_dir: Path, state: State, *, device_id: str, sequence: 
     }
     _atomic_write(device_dir / MANIFEST,
                   (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
-    _fsync_dir(device_dir)
+    fsync_dir(device_dir)
     return new_sequence
 
 

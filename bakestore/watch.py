@@ -44,6 +44,7 @@ from typing import Any, Callable
 
 import sqlite_utils
 
+from .files import fsync_dir
 from .errors import ExportError, WatchError
 from .paths import default_export_dir
 from .exports import MANIFEST, ExportResult, export_database, export_name, list_exports, prune_exports
@@ -567,7 +568,7 @@ class Watcher:
             return None
         final = self.export_dir / name
         os.replace(result.path, final)
-        _fsync_dir(self.export_dir)
+        fsync_dir(self.export_dir)
         with contextlib.suppress(OSError):
             staging.rmdir()  # empty now; keeps the export folder tidy
         exported = ExportResult(final, result.manifest)
@@ -605,13 +606,6 @@ class Watcher:
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _pid_alive(pid: int) -> bool:
