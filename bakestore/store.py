@@ -37,7 +37,7 @@ from .errors import (
     UnknownColumnError,
     ValidationError,
 )
-from .models.base import SYSTEM_COLUMNS, format_timestamp
+from .models.base import format_timestamp
 from .registry import REGISTRY, Registry, TableSpec
 from .schema import APPLICATION_ID, SCHEMA_VERSION, check_schema, create_schema, migrate, schema_version
 from .sqlite import sqlite3

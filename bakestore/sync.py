@@ -45,7 +45,6 @@ is detected by a generation number stored in both and handled without guessing d
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json

@@ -20,7 +20,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any

@@ -12,7 +12,8 @@ from click.testing import CliRunner, Result
 from bakestore import Store
 from bakestore.cli import main
 
-from .conftest import LEGACY_SAMPLES as LEGACY  # noqa: E402
+from .conftest import LEGACY_SAMPLES as LEGACY
+
 SINGLE = LEGACY / "sample_single_v4.json"
 MINIMAL = LEGACY / "sample_data_min.json"
 

@@ -21,16 +21,12 @@ from bakestore.audit import read as read_audit
 from bakestore.errors import BakestoreError
 from bakestore.legacy import import_legacy
 
-from .conftest import LEGACY_SAMPLES as LEGACY  # noqa: E402
+from .conftest import LEGACY_SAMPLES as LEGACY
+
 SINGLE = LEGACY / "sample_single_v4.json"
 FOLDER = LEGACY / "sample_coordinated_backup"
 MINIMAL = LEGACY / "sample_data_min.json"
 DEVICE = "3" * 32
-
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BAKESTORE_HOME", str(tmp_path / "home"))
 
 
 @pytest.fixture(scope="module")

@@ -30,21 +30,11 @@ from bakestore.legacy.values import (
     to_uuid,
 )
 
-from .conftest import LEGACY_SAMPLES as LEGACY  # noqa: E402
+from .conftest import LEGACY_SAMPLES as LEGACY
+
 SINGLE = LEGACY / "sample_single_v4.json"
 FOLDER = LEGACY / "sample_coordinated_backup"
 DEVICE = "4" * 32
-
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BAKESTORE_HOME", str(tmp_path / "home"))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "live.db", device_id=DEVICE) as s:
-        yield s
 
 
 def single() -> dict[str, Any]:

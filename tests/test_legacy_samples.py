@@ -8,29 +8,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from bakestore import LegacyFormatError, Store
 from bakestore.legacy import import_legacy
 
-from .conftest import LEGACY_SAMPLES as LEGACY  # noqa: E402
+from .conftest import LEGACY_SAMPLES as LEGACY
+
 SINGLE = LEGACY / "sample_single_v4.json"
 FOLDER = LEGACY / "sample_coordinated_backup"
 MINIMAL = LEGACY / "sample_data_min.json"
 DEVICE = "1" * 32
-
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BAKESTORE_HOME", str(tmp_path / "home"))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "live.db", device_id=DEVICE) as s:
-        yield s
 
 
 def load(path: Path) -> dict[str, Any]:

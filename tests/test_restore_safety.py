@@ -3,7 +3,6 @@ refused merges, and tombstones that cascade."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path

@@ -484,25 +484,6 @@ class SingleFileTranslator(Translator):
             "produced_at": r.timestamp("produced_at", required=True), "notes": r.text("notes"),
         }, uuid=r.uuid(), created=r.timestamp("created_at"), updated=r.timestamp("updated_at"))
 
-    def production_run(self, rec: Rec) -> None:
-        r = rec.r
-        recipe_id = str(self.recipe_ref(rec))
-        unit_id = self.ref(rec, "finished_units", "slug", "finished_unit_slug", required=False)
-        if unit_id is None:
-            unit_id = self.only_unit_of(rec, recipe_id)
-        batches = r.integer("num_batches", required=True)
-        actual = r.integer("actual_yield", required=True)
-        self.add(rec, "production_runs", {
-            "recipe_id": recipe_id, "finished_unit_id": unit_id, "event_id": self.event_ref(rec, required=False),
-            "num_batches": batches, "expected_yield": self.expected_yield(rec, unit_id, batches, actual),
-            "actual_yield": actual, "produced_at": r.timestamp("produced_at", required=True),
-            "notes": r.text("notes"),
-            "production_status": r.enum("production_status", ("complete", "partial_loss", "total_loss"),
-                                        default="complete"),
-            "loss_quantity": r.integer("loss_quantity", default=0),
-            "total_ingredient_cost": r.money("total_ingredient_cost"), "per_unit_cost": r.money("per_unit_cost"),
-        }, uuid=r.uuid(), created=r.timestamp("created_at"), updated=r.timestamp("updated_at"))
-
     def assembly_run(self, rec: Rec) -> None:
         r = rec.r
         self.add(rec, "assembly_runs", {
