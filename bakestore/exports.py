@@ -360,6 +360,10 @@ def remove_stale_temp_folders(folder: Path) -> list[Path]:
         match = _TEMP_FOLDER.match(path.name)
         if not match or not path.is_dir() or path.is_symlink() or (path / MANIFEST).exists():
             continue
+        # Only what an interrupted export leaves: table files and nothing else. A hidden folder of
+        # another program that happens to match the name pattern is never touched.
+        if any(child.is_dir() or not _SAFE_NAME.match(child.name) for child in path.iterdir()):
+            continue
         pid = int(match.group(1))
         if pid == os.getpid():
             continue

@@ -439,3 +439,16 @@ def test_incremental_reuse_links_files_and_carries_their_checksums(tmp_path: Pat
                                 tables=["recipients"], reuse=reuse).path
     with pytest.raises(SourceError, match="units.ndjson: sha256 does not match"):
         ExportFolderSource(third).verify()
+
+
+def test_stale_temp_sweep_leaves_other_programs_folders_alone(tmp_path: Path) -> None:
+    dead_pid = 2**22 + 12345  # beyond pid_max on Linux: never a live process
+    foreign = tmp_path / f".cache.tmp-{dead_pid}"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("not ours", encoding="utf-8")
+    ours = tmp_path / f".bakestore-export-20250101T000000000Z.tmp-{dead_pid}"
+    ours.mkdir()
+    (ours / "units.ndjson").write_text("{}\n", encoding="utf-8")
+    removed = exports.remove_stale_temp_folders(tmp_path)
+    assert removed == [ours]
+    assert foreign.exists() and not ours.exists()
