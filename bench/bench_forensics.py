@@ -1,6 +1,6 @@
 """Benchmark: full forensics of a large SQLite file vs ``PRAGMA integrity_check`` on the same file.
 
-    .venv/bin/python bench/bench_forensics.py [--size-mb N] [--delete-share 0.25] [--keep DIR]
+    .venv/bin/python bench/bench_forensics.py [--size-mb N] [--delete-share 0.25] [--keep DIR [--reuse]] [--cold]
 
 Builds a database of about N MB (baking-ish rows, each with a unique marker), deletes a share of
 rows inside pages, wipes one table and drops another, then times (same run, same file):
@@ -133,6 +133,9 @@ def main() -> None:
     ap.add_argument("--size-mb", type=float, default=8.0)
     ap.add_argument("--delete-share", type=float, default=0.25)
     ap.add_argument("--keep", type=Path, help="keep the generated files in this folder")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --keep: reuse bench.db from an earlier run with the same options instead of "
+                         "rebuilding it")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     ap.add_argument("--cold", action="store_true",
                     help="drop the OS page cache before each timed step (Linux, needs root)")
@@ -142,10 +145,17 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     try:
         db = root / "bench.db"
-        if db.exists():
-            db.unlink()
+        built_file = root / "bench.built.json"
+        wanted = {"size_mb": args.size_mb, "delete_share": args.delete_share}
+        previous = json.loads(built_file.read_text()) if args.reuse and built_file.exists() else None
         t = time.perf_counter()
-        built = build(db, args.size_mb, args.delete_share)
+        if previous is not None and previous.get("options") == wanted and db.exists():
+            built = previous["built"]
+        else:
+            if db.exists():
+                db.unlink()
+            built = build(db, args.size_mb, args.delete_share)
+            built_file.write_text(json.dumps({"options": wanted, "built": built}))
         build_s = time.perf_counter() - t
         raw = db.read_bytes()
         in_file = set(MARKER.findall(raw))

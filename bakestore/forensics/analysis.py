@@ -7,11 +7,16 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import pickle
+import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .btree import PageView, WalkResult, walk_btree
 from .carve import Carver, PrefixLookup, Recovered, deduplicate, serial_templates
@@ -256,12 +261,13 @@ def dropped_schemas(carver_hits: list[Recovered], live: dict[str, LiveTable]) ->
     return out
 
 
-def carve_all(db: ParsedDatabase, schemas: list[TableSchema], *, schema_pass: bool = False
-              ) -> tuple[list[Recovered], dict[int, dict[str, Any]]]:
+def carve_all(db: ParsedDatabase, schemas: list[TableSchema], *, schema_pass: bool = False,
+              workers: int | None = None) -> tuple[list[Recovered], dict[int, dict[str, Any]]]:
     """Carve every place deleted records can be: pages, freelist, WAL frames, journal, superseded pages.
 
     ``schema_pass`` carves only sqlite_master-shaped records from schema pages (to learn dropped
-    tables before the main pass).
+    tables before the main pass). ``workers``: processes for the page pass (None: automatic, see
+    :func:`_carve_pages_parallel`; 1: this process only). The result is the same either way.
     """
     effective = db.header_current or db.header
     carver = Carver(schemas, encoding=effective.encoding, usable=db.usable, live_keys=db.live_keys,
@@ -276,42 +282,16 @@ def carve_all(db: ParsedDatabase, schemas: list[TableSchema], *, schema_pass: bo
                 wal_current_frame[f.pgno] = f.index
     schema_pages = {pg for pg, owner in db.page_owner.items() if owner == "sqlite_master"} | {1}
 
-    for pgno in range(1, db.current_pages + 1):
-        if schema_pass and pgno not in schema_pages:
-            continue
-        kind = db.page_kind.get(pgno)
-        image = db.view_current.get(pgno)
-        if image is None:
-            continue
-        in_wal = pgno in overlay
-        frame = wal_current_frame.get(pgno) if in_wal else None
-        if kind in ("table_leaf", "table_interior", "index_leaf", "index_interior"):
-            owner = db.page_owner.get(pgno)
-            hits, f = carver.carve_image(image, pgno, cells=False, owner=owner)
-            for it in carver.resolve(hits, source="wal" if in_wal else "freeblock", page=pgno, frame=frame,
-                                     owner=owner, detail="current WAL image" if in_wal else ""):
-                if not in_wal and it.region == "gap":
-                    it.source = "unallocated"
-                items.append(it)
-            facts[pgno] = f
-        elif kind in ("freelist_leaf", "freelist_trunk") or kind is None:
-            start = db.freelist.trunk_used.get(pgno, 0) if kind == "freelist_trunk" else 0
-            if kind == "freelist_leaf":
-                f = {"zeroed": image.count(0) == len(image)}
-            elif kind == "freelist_trunk":
-                f = {"zeroed": image.count(0, start) == len(image) - start}
-            else:
-                f = {"zeroed": image.count(0) == len(image)}
-            if not f["zeroed"]:
-                # The trunk array overwrote the page start; a former leaf's cells survive after it.
-                hits, more = carver.carve_image(image, pgno, cells=True, whole_page_from=start) if start == 0 \
-                    else (carver.scan(image, start, db.usable, "page_scan"), {})
-                f.update({k: v for k, v in more.items() if k != "zeroed"})
-                source = "freelist" if kind else "unallocated"
-                items.extend(carver.resolve(hits, source=source, page=pgno, frame=frame if in_wal else None,
-                                            detail="orphan page (not reachable from any b-tree or the freelist)"
-                                            if kind is None else ""))
-            facts[pgno] = f
+    pages = [pgno for pgno in range(1, db.current_pages + 1) if not schema_pass or pgno in schema_pages]
+    per_page = _carve_pages_parallel(db, carver, pages, wal_current_frame, workers) \
+        if not schema_pass else None
+    if per_page is None:
+        per_page = _carve_pages(db, carver, pages, wal_current_frame)
+    for pgno in pages:
+        got = per_page.get(pgno)
+        if got is not None:
+            items.extend(got[0])
+            facts[pgno] = got[1]
 
     # Pages of the main file beyond the current database size (truncated by a WAL commit).
     if not schema_pass:
@@ -368,6 +348,124 @@ def carve_all(db: ParsedDatabase, schemas: list[TableSchema], *, schema_pass: bo
     return items, facts
 
 
+def _carve_pages(db: ParsedDatabase, carver: Carver, pages: Iterable[int], wal_current_frame: dict[int, int]
+                 ) -> dict[int, tuple[list[Recovered], dict[str, Any]]]:
+    """Carve the current image of each page in ``pages``: ``{pgno: (items, page facts)}``."""
+    out: dict[int, tuple[list[Recovered], dict[str, Any]]] = {}
+    overlay = db.view_current.overlay
+    for pgno in pages:
+        kind = db.page_kind.get(pgno)
+        image = db.view_current.get(pgno)
+        if image is None:
+            continue
+        in_wal = pgno in overlay
+        frame = wal_current_frame.get(pgno) if in_wal else None
+        items: list[Recovered] = []
+        if kind in ("table_leaf", "table_interior", "index_leaf", "index_interior"):
+            owner = db.page_owner.get(pgno)
+            hits, f = carver.carve_image(image, pgno, cells=False, owner=owner)
+            for it in carver.resolve(hits, source="wal" if in_wal else "freeblock", page=pgno, frame=frame,
+                                     owner=owner, detail="current WAL image" if in_wal else ""):
+                if not in_wal and it.region == "gap":
+                    it.source = "unallocated"
+                items.append(it)
+            out[pgno] = (items, f)
+        elif kind in ("freelist_leaf", "freelist_trunk") or kind is None:
+            start = db.freelist.trunk_used.get(pgno, 0) if kind == "freelist_trunk" else 0
+            if kind == "freelist_leaf":
+                f = {"zeroed": image.count(0) == len(image)}
+            elif kind == "freelist_trunk":
+                f = {"zeroed": image.count(0, start) == len(image) - start}
+            else:
+                f = {"zeroed": image.count(0) == len(image)}
+            if not f["zeroed"]:
+                # The trunk array overwrote the page start; a former leaf's cells survive after it.
+                hits, more = carver.carve_image(image, pgno, cells=True, whole_page_from=start) if start == 0 \
+                    else (carver.scan(image, start, db.usable, "page_scan"), {})
+                f.update({k: v for k, v in more.items() if k != "zeroed"})
+                source = "freelist" if kind else "unallocated"
+                items.extend(carver.resolve(hits, source=source, page=pgno, frame=frame if in_wal else None,
+                                            detail="orphan page (not reachable from any b-tree or the freelist)"
+                                            if kind is None else ""))
+            out[pgno] = (items, f)
+    return out
+
+
+#: Below this many pages a second process costs more than it saves.
+PARALLEL_MIN_PAGES = 2000
+_CHUNK = 64  # pages per slice; slices alternate between the processes to balance the load
+
+
+def _worker_count(workers: int | None) -> int:
+    if workers is not None:
+        return max(1, workers)
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return 1
+    try:
+        return min(2, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return 1
+
+
+def _carve_pages_parallel(db: ParsedDatabase, carver: Carver, pages: list[int], wal_current_frame: dict[int, int],
+                          workers: int | None) -> dict[int, tuple[list[Recovered], dict[str, Any]]] | None:
+    """Carve the pages in a forked child and this process at once (carving is CPU-bound Python).
+
+    The child inherits the parsed database and the page images (copy-on-write: nothing is
+    re-read, nothing opened) and sends its results back through a pipe. ``None`` when one process
+    is all there is to use or the file is small; if the child fails in any way, its pages are
+    carved here, so the result never depends on the child.
+    """
+    n = _worker_count(workers)
+    if n < 2 or (workers is None and len(pages) < PARALLEL_MIN_PAGES):
+        return None
+    mine = [p for i, p in enumerate(pages) if (i // _CHUNK) % 2 == 0]
+    theirs = [p for i, p in enumerate(pages) if (i // _CHUNK) % 2 == 1]
+    try:
+        read_fd, write_fd = os.pipe()
+    except OSError:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with the integrity thread running
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_fd)
+            os.close(write_fd)
+            return None
+    if pid == 0:  # the child: carve, send, leave without running any of the parent's cleanup
+        code = 1
+        try:
+            os.close(read_fd)
+            got = _carve_pages(db, carver, theirs, wal_current_frame)
+            packed = {pg: ([_pack(it) for it in its], f) for pg, (its, f) in got.items()}
+            with os.fdopen(write_fd, "wb") as out:
+                pickle.dump(packed, out, protocol=pickle.HIGHEST_PROTOCOL)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    result = _carve_pages(db, carver, mine, wal_current_frame)
+    try:
+        with os.fdopen(read_fd, "rb") as src:
+            packed = pickle.load(src)
+        for pg, (its, f) in packed.items():
+            result[pg] = ([Recovered(*t) for t in its], f)
+    except Exception:  # noqa: BLE001 - a failed child only costs time: carve its pages here
+        result.update(_carve_pages(db, carver, theirs, wal_current_frame))
+    finally:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+    return result
+
+
+def _pack(item: Recovered) -> tuple[Any, ...]:
+    """A Recovered as a plain tuple in field order (pickles and loads much faster than the object)."""
+    return tuple(item.__dict__.values())
+
+
 def drop_live_prefixes(items: list[Recovered], db: ParsedDatabase) -> list[Recovered]:
     """A truncated record cannot be compared by its bytes; drop it if it may be a live row's start."""
     partial_tables = {it.table for it in items if it.partial and it.table in db.tables}
@@ -389,12 +487,30 @@ def load(evidence: Evidence, *, decode_rows: bool = True) -> ParsedDatabase:
     return db
 
 
-def analyze(path: str | Path, case_dir: str | Path, *, integrity: str = "full", write: bool = True) -> "Report":
+def analyze(path: str | Path, case_dir: str | Path, *, integrity: str = "full", write: bool = True,
+            workers: int | None = None) -> "Report":
     """Run the full forensic analysis of ``path`` into ``case_dir`` and return the report.
 
     ``integrity``: ``"full"`` (PRAGMA integrity_check), ``"quick"`` (quick_check) or ``"none"``.
     With ``write`` the case folder receives report.md, report.json and case.db.
+    ``workers``: processes used for carving and writing (None: up to 2 on Linux for large files;
+    1: this process only). The report is the same for any value.
     """
+    # The analysis builds millions of small objects (rows, records, report items) and frees none
+    # of them until the end, so the cyclic garbage collector would only re-traverse them over and
+    # over (a third of the run time on a large file, and every traversal dirties the pages a forked
+    # carving worker shares with this process). It is paused for the call and restored after.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _analyze(path, case_dir, integrity=integrity, write=write, workers=workers)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _analyze(path: str | Path, case_dir: str | Path, *, integrity: str, write: bool, workers: int | None
+             ) -> "Report":
     from .findings import build_findings
     from .report import Report, attach_integrity, build_report, write_outputs
     from .timeline import build_timeline
@@ -424,7 +540,7 @@ def analyze(path: str | Path, case_dir: str | Path, *, integrity: str = "full", 
     live_schemas = [lt.schema for lt in live.values()]
     master_items, _ = carve_all(db, [SQLITE_MASTER], schema_pass=True)
     dropped = dropped_schemas(master_items, live)
-    items, facts = carve_all(db, [SQLITE_MASTER, *live_schemas, *dropped])
+    items, facts = carve_all(db, [SQLITE_MASTER, *live_schemas, *dropped], workers=workers)
     recovered = deduplicate(drop_live_prefixes(items, db))
     lap("carve")
     timeline = build_timeline(db, recovered)

@@ -415,6 +415,9 @@ class Carver:
             if hit is not None:
                 hit.confidence = 0.8
                 hit.region = "freeblock"
+                if hit.end == limit:
+                    # Nothing case B finds can rank higher (its confidence is at most 0.75).
+                    return hit
                 options.append(hit)
                 break
         # Case B: the header-length byte (and maybe the first serial type) were overwritten.
@@ -750,6 +753,9 @@ def deduplicate(items: list[Recovered]) -> list[Recovered]:
         groups.setdefault(it.key, []).append(it)
     out: list[Recovered] = []
     for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
         group.sort(key=lambda r: (-r.confidence, -(r.rowid is not None), order.get(r.source, 9), r.page, r.offset))
         kept: list[Recovered] = []
         for it in group:
@@ -761,10 +767,13 @@ def deduplicate(items: list[Recovered]) -> list[Recovered]:
                 kept.append(it)
         out.extend(kept)
     # A truncated copy of a record that was also found whole is the same record.
+    # Only tables with a truncated item need the lookup (it is searched by the item's table).
+    partial_tables = {it.table for it in out if it.partial}
     whole: PrefixLookup[Recovered] = PrefixLookup()
-    for it in out:
-        if not it.partial:
-            whole.add(it.table, it.values, it)
+    if partial_tables:
+        for it in out:
+            if not it.partial and it.table in partial_tables:
+                whole.add(it.table, it.values, it)
     merged: list[Recovered] = [it for it in out if not it.partial]
 
     def size(r: Recovered) -> int:

@@ -1,0 +1,53 @@
+"""The parallel paths (carving in a forked worker) give exactly the report of one process."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bakestore.forensics import analyze
+from bakestore.forensics import analysis
+from tests.forensics_corpus import build_rollback, build_wal
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork workers are Linux-only")
+
+
+def _doc(report: Any) -> str:
+    doc = report.to_dict()
+    for key in ("meta", "file", "integrity"):  # times and case paths differ between runs
+        doc.pop(key)
+    return json.dumps(doc, sort_keys=True, default=repr)
+
+
+@pytest.mark.parametrize("build", [
+    lambda d: build_rollback(d, secure_delete=False, n_recipes=300, n_big=6),
+    lambda d: build_wal(d, secure_delete=False, n_recipes=250, n_big=4),
+], ids=["rollback", "wal"])
+def test_two_workers_give_the_same_report_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build: Any) -> None:
+    db = build(tmp_path / "src")
+    one = analyze(db.path, tmp_path / "one", integrity="none", workers=1)
+    monkeypatch.setattr(analysis, "PARALLEL_MIN_PAGES", 0)
+    monkeypatch.setattr(analysis, "_CHUNK", 3)  # many alternating slices even on a small file
+    two = analyze(db.path, tmp_path / "two", integrity="none", workers=2)
+    assert one.recovered, "the corpus must yield recovered rows for the comparison to mean anything"
+    assert _doc(one) == _doc(two)
+    for name in ("report.json", "report.md"):
+        assert (tmp_path / "two" / name).exists()
+
+
+def test_a_failing_worker_costs_time_not_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = build_rollback(tmp_path / "src", secure_delete=False, n_recipes=200, n_big=2)
+    one = analyze(db.path, tmp_path / "one", integrity="none", workers=1)
+    monkeypatch.setattr(analysis, "PARALLEL_MIN_PAGES", 0)
+    monkeypatch.setattr(analysis, "_CHUNK", 2)
+
+    def broken(item: Any) -> Any:  # runs only in the worker (packing its results): it dies there
+        raise RuntimeError("worker failure")
+
+    monkeypatch.setattr(analysis, "_pack", broken)
+    two = analyze(db.path, tmp_path / "two", integrity="none", workers=2)
+    assert _doc(one) == _doc(two)
