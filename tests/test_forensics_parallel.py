@@ -51,3 +51,23 @@ def test_a_failing_worker_costs_time_not_results(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(analysis, "_pack", broken)
     two = analyze(db.path, tmp_path / "two", integrity="none", workers=2)
     assert _doc(one) == _doc(two)
+
+
+def test_case_db_written_by_a_worker_matches_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    db = build_rollback(tmp_path / "src", secure_delete=False, n_recipes=200, n_big=2)
+    analyze(db.path, tmp_path / "one", integrity="none", workers=1)
+    analyze(db.path, tmp_path / "two", integrity="none", workers=2)
+
+    def dump(case: Path) -> dict[str, list[Any]]:
+        conn = sqlite3.connect(case / "case.db")
+        try:
+            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+            return {n: conn.execute(f"SELECT * FROM [{n}] ORDER BY rowid").fetchall() for n in names
+                    if n not in ("file_info", "evidence")}
+        finally:
+            conn.close()
+
+    one, two = dump(tmp_path / "one"), dump(tmp_path / "two")
+    assert one["recovered_rows"] and one == two

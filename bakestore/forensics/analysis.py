@@ -557,7 +557,7 @@ def _analyze(path: str | Path, case_dir: str | Path, *, integrity: str, write: b
     report.meta["seconds"] = round(time.perf_counter() - t0, 3)
     report.meta["timings"] = timings
     if write:
-        write_outputs(report, Path(case_dir))
+        write_outputs(report, Path(case_dir), workers=workers)
         lap("write_outputs")  # after the files are written, so only in the returned report
         report.meta["seconds"] = round(time.perf_counter() - t0, 3)
     return report

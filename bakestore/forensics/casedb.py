@@ -11,13 +11,19 @@ position (``c0``, ``c1``, ...) for easy filtering; the recovered rowid is ``row_
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import sqlite_utils
 from sqlite_utils.utils import suggest_column_types
 
 from .report import jsonable, plain_values
+
+try:
+    from _json import make_encoder as c_make_encoder
+except ImportError:  # pragma: no cover - CPython always has it
+    c_make_encoder = None
 
 if TYPE_CHECKING:
     from .report import Report
@@ -62,12 +68,45 @@ def _bulk_tuples(db: sqlite_utils.Database, name: str, rows: Iterable[tuple[Any,
         db.conn.executemany(sql, rows)
 
 
+# The C encoder behind json.dumps, made once: json.dumps builds a new one on every call, which
+# dominates for a quarter of a million small lists. Same text as json.dumps(ensure_ascii=False).
+_encode_c = c_make_encoder(None, None, encode_basestring, None, ": ", ", ", False, False, True) \
+    if c_make_encoder is not None else None
+
+
+def _dumps(value: Any) -> str:
+    if _encode_c is None:
+        return json.dumps(value, ensure_ascii=False)
+    return "".join(_encode_c(value, 0))
+
+
+def _recovered_rows(report: "Report", width: int, col_json: dict[str, str]) -> Iterator[tuple[Any, ...]]:
+    """recovered_rows tuples in column order; c0..cN hold the values as stored (JSON for the rest)."""
+    pad = (None,) * width
+    dumps = _dumps
+    for i, r in enumerate(report.recovered, 1):
+        values = r.values
+        plain = plain_values(values)
+        cells = values[:width]
+        if plain is not values:  # some value is bytes or a non-finite float
+            cells = [v if v is None or type(v) in (int, float, str) else dumps(jsonable(v)) for v in cells]
+        if len(cells) < width:
+            cells = (*cells, *pad[:width - len(cells)])
+        yield (i, r.table, r.source, r.page, r.offset, r.rowid, round(r.confidence, 3), r.region, r.frame,
+               r.detail, int(r.rowid_live), int(r.partial), dumps(r.candidates) if r.candidates else "[]",
+               dumps(r.also_found_in) if r.also_found_in else "[]", col_json.get(r.table, "null"),
+               dumps(plain), *cells)
+
+
 def write_case_db(report: "Report", path: Path) -> None:
     """Write (replace) ``path`` with the report's tables."""
     path = Path(path)
     if path.exists():
         path.unlink()
     db = sqlite_utils.Database(path)
+    # An output file, deleted and rewritten whole when anything fails: no journal, no fsyncs.
+    db.conn.execute("PRAGMA journal_mode = OFF")
+    db.conn.execute("PRAGMA synchronous = OFF")
     try:
         db["evidence"].insert_all(report.file.get("evidence", []), pk="role")
         info: list[dict[str, Any]] = []
@@ -108,19 +147,7 @@ def write_case_db(report: "Report", path: Path) -> None:
         for j in range(width):
             cols[f"c{j}"] = str  # declared TEXT but holds each value as it was (SQLite keeps types)
         col_json = {t: json.dumps(c) for t, c in report.columns.items()}
-        dumps = json.JSONEncoder(ensure_ascii=False).encode
-        pad = (None,) * width
-
-        def cell(v: Any) -> Any:
-            return v if v is None or type(v) in (int, float, str) else dumps(jsonable(v))
-
-        rows = (
-            (i, r.table, r.source, r.page, r.offset, r.rowid, round(r.confidence, 3), r.region, r.frame, r.detail,
-             int(r.rowid_live), int(r.partial), dumps(r.candidates) if r.candidates else "[]",
-             dumps(r.also_found_in) if r.also_found_in else "[]", col_json.get(r.table, "null"),
-             dumps(plain_values(r.values)), *(tuple(cell(v) for v in r.values[:width]) + pad)[:width])
-            for i, r in enumerate(report.recovered, 1))
-        _bulk_tuples(db, "recovered_rows", rows, "id", cols)
+        _bulk_tuples(db, "recovered_rows", _recovered_rows(report, width, col_json), "id", cols)
         tl_rows = []
         for c in report.timeline.get("columns", []):
             for state in ("live", "recovered"):

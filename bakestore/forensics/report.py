@@ -10,6 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
+import sys
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,6 +75,10 @@ class Report:
         if indent is None and len(self.recovered) + len(self.page_list) < 20000:
             indent = 1
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, default=_json_default)
+
+    def write_json(self, out: Any) -> None:
+        """Write report.json (the same text as :meth:`to_json`) to a text file."""
+        out.write(self.to_json())
 
 
 _PLAIN = (str, int, type(None))
@@ -396,13 +403,47 @@ def render_text(report: Report, *, max_rows: int = 10) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(report: Report, case_dir: Path) -> dict[str, Path]:
-    """Write report.md, report.json and case.db into the case folder."""
+#: Reports with at least this many recovered rows + pages write case.db in a forked process.
+PARALLEL_MIN_ITEMS = 20000
+
+
+def write_outputs(report: Report, case_dir: Path, *, workers: int | None = None) -> dict[str, Path]:
+    """Write report.md, report.json and case.db into the case folder.
+
+    For a large report (and ``workers`` not 1, on Linux) case.db is written by a forked child while
+    this process writes the JSON and Markdown; if the child fails, case.db is rewritten here.
+    """
     from .casedb import write_case_db
 
     case_dir = Path(case_dir)
     paths = {"md": case_dir / "report.md", "json": case_dir / "report.json", "db": case_dir / "case.db"}
-    paths["md"].write_text(render_text(report, max_rows=50), encoding="utf-8")
-    paths["json"].write_text(report.to_json(), encoding="utf-8")
-    write_case_db(report, paths["db"])
+    pid = 0
+    big = len(report.recovered) + len(report.page_list) >= PARALLEL_MIN_ITEMS
+    if (workers is None and big or (workers or 1) > 1) and sys.platform.startswith("linux") and hasattr(os, "fork"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                pid = os.fork()
+            except OSError:
+                pid = -1
+        if pid == 0:  # the child: write case.db and leave without the parent's cleanup
+            code = 1
+            try:
+                write_case_db(report, paths["db"])
+                code = 0
+            finally:
+                os._exit(code)
+    try:
+        paths["md"].write_text(render_text(report, max_rows=50), encoding="utf-8")
+        with open(paths["json"], "w", encoding="utf-8") as out:
+            report.write_json(out)
+    finally:
+        status = 1
+        if pid > 0:
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                status = 1
+    if status != 0:
+        write_case_db(report, paths["db"])
     return paths
