@@ -492,12 +492,19 @@ class FreshDatabase:
     path: Path
     counts: dict[str, int]
     copied: bool = False
+    #: What ``alongside`` returned (run beside the checks of the finished file).
+    alongside: Any = None
 
 
 def build_fresh(live_path: Path, source: RowSource, *, page_size: int, meta: dict[str, str],
                 seed_stamp: Callable[[], tuple[str, str]] | None = None, registry: Registry = REGISTRY,
-                progress: Progress | None = None, check_foreign_keys: bool = True) -> FreshDatabase:
-    """Load ``source`` into a new file beside ``live_path`` and verify it; delete it on any failure."""
+                progress: Progress | None = None, check_foreign_keys: bool = True,
+                alongside: Callable[[Path], Any] | None = None) -> FreshDatabase:
+    """Load ``source`` into a new file beside ``live_path`` and verify it; delete it on any failure.
+
+    ``alongside(path)`` (read-only work on the finished file, such as the diff against the live
+    database) runs beside ``integrity_check``; its result is only returned if every check passed.
+    """
     fresh_path = live_path.with_name(f"{_fresh_prefix(live_path)}{uuid.uuid4().hex[:12]}")
     label = source.label
     counts: dict[str, int] = {}
@@ -562,11 +569,18 @@ def build_fresh(live_path: Path, source: RowSource, *, page_size: int, meta: dic
         conn.execute("PRAGMA locking_mode = NORMAL")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # lets go of the exclusive lock
         # Both checks read the whole file and run inside SQLite without the GIL: side by side.
+        # The foreign key check is shorter: whatever runs ``alongside`` follows it on the same thread.
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             violation = pool.submit(_first_fk_violation, fresh_path) if check_foreign_keys else None
-            result = [r[0] for r in conn.execute("PRAGMA integrity_check")]
-            if violation is not None and violation.result() is not None:
-                _check_foreign_keys(conn, source, label, registry)
+            extra = pool.submit(alongside, fresh_path) if alongside is not None else None
+            try:
+                result = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+                if violation is not None and violation.result() is not None:
+                    _check_foreign_keys(conn, source, label, registry)
+            finally:
+                if extra is not None:
+                    with contextlib.suppress(BaseException):
+                        extra.exception()  # never leave it reading a file that is about to go
         if result != ["ok"]:
             raise SourceError(f"{label}: the rebuilt database failed integrity_check: {'; '.join(result[:3])}")
         actual_page_size = conn.execute("PRAGMA page_size").fetchone()[0]
@@ -577,7 +591,7 @@ def build_fresh(live_path: Path, source: RowSource, *, page_size: int, meta: dic
         # No fsync: the fresh file is only ever read back through the page cache by the swap, and
         # a crash before the swap commits means building it again. The live file's durability
         # comes from its own WAL sync at the swap's commit.
-        return FreshDatabase(fresh_path, counts, copied=copy)
+        return FreshDatabase(fresh_path, counts, copied=copy, alongside=extra.result() if extra is not None else None)
     except BaseException:
         if conn is not None:
             conn.close()
@@ -914,10 +928,11 @@ def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str],
                     "created_at": store._meta_get("created_at") or store.now()}
             fresh = build_fresh(live_path, row_source, page_size=page_size, meta=meta,
                                 seed_stamp=lambda: (store.now(), store.clock.now()),
-                                registry=store.registry, progress=progress)
+                                registry=store.registry, progress=progress,
+                                alongside=lambda path: diff_databases(live_path, path, store.registry))
             _fault("after-build")
-            _stamp_clock(fresh.path, store)
-            diff = diff_databases(live_path, fresh.path, store.registry)
+            _stamp_clock(fresh.path, store)  # the clock lives in _bakestore_meta: not part of the diff
+            diff = fresh.alongside
             result = RestoreResult(operation, dry_run, row_source.label, row_source.checksum(), diff)
             record.counts_before, record.counts_after = result.counts_before, result.counts_after
             problems = shrink_problems(diff, max_loss=max_loss, registry=store.registry)

@@ -140,10 +140,30 @@ def best(values: list[float]) -> float:
     return min(values)
 
 
-def bench_restore(work: Path, rows: int, dataset: str, repeat: int, anchor: bool) -> dict[str, Any]:
-    source_seconds, source = timed(lambda: make_source(work, rows, dataset))
+def cached_source(work: Path, rows: int, dataset: str, cache: Path | None) -> tuple[float, Path, Path]:
+    """The source database and its export: built in ``work``, or reused from / kept in ``cache``
+    (one subfolder per size and dataset, so a second run skips the ~20 s build of 1M rows)."""
+    if cache is None:
+        source_seconds, source = timed(lambda: make_source(work, rows, dataset))
+        with Store(source, device_id=DEVICE) as store:
+            export = store.export(work, name="export").path
+        return source_seconds, source, export
+    folder = cache / f"{dataset}-{rows}"
+    source, export = folder / "source.db", folder / "export"
+    if (export / "manifest.json").is_file() and source.is_file():
+        return 0.0, source, export
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    source_seconds, _ = timed(lambda: make_source(folder, rows, dataset))
     with Store(source, device_id=DEVICE) as store:
-        export = store.export(work, name="export").path
+        store.export(folder, name="export")
+    return source_seconds, source, export
+
+
+def bench_restore(work: Path, rows: int, dataset: str, repeat: int, anchor: bool,
+                  cache: Path | None = None) -> dict[str, Any]:
+    source_seconds, source, export = cached_source(work, rows, dataset, cache)
+    with Store(source, device_id=DEVICE) as store:
         counts = {spec.name: store.count(spec.name) for spec in REGISTRY.exported_tables}
     total = sum(counts.values())
     size_mb = source.stat().st_size / 1e6
@@ -202,9 +222,17 @@ def bench_restore(work: Path, rows: int, dataset: str, repeat: int, anchor: bool
     return out
 
 
-def bench_undo(work: Path, megabytes: float, repeat: int) -> dict[str, Any]:
+def bench_undo(work: Path, megabytes: float, repeat: int, cache: Path | None = None) -> dict[str, Any]:
     live = work / "undo-live.db"
-    build_dataset(live, max(1000, int(megabytes * 1e6 / 406)), seed=11)
+    rows = max(1000, int(megabytes * 1e6 / 406))
+    built = cache / f"undo-{rows}.db" if cache is not None else None
+    if built is not None and built.is_file():
+        shutil.copyfile(built, live)
+    else:
+        build_dataset(live, rows, seed=11)
+        if built is not None:
+            built.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(live, built)
     size_mb = live.stat().st_size / 1e6
     with Store(live, device_id=DEVICE) as store:
         store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -238,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="take the best of this many runs")
     parser.add_argument("--no-anchor", action="store_true", help="skip sqlite-diffable")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--cache", type=Path, metavar="DIR",
+                        help="reuse the built source database, its export and the undo database from DIR "
+                             "(built there on the first run)")
+    parser.add_argument("--only", choices=("restore", "undo"), help="run only one of the two benchmarks")
     parser.add_argument("--child-restore", nargs=2, metavar=("DB", "EXPORT"), help=argparse.SUPPRESS)
     parser.add_argument("--child-undo", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -252,8 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("BAKESTORE_HOME", str(work / "home"))
     try:
         print(f"SQLite {sqlite3.sqlite_version} via {sqlite3.__name__}, {os.cpu_count()} CPUs")
-        figures = bench_restore(work, args.rows, args.dataset, args.repeat, not args.no_anchor)
-        figures.update(bench_undo(work, args.undo_mb, args.repeat))
+        figures: dict[str, Any] = {}
+        if args.only != "undo":
+            figures.update(bench_restore(work, args.rows, args.dataset, args.repeat, not args.no_anchor,
+                                         args.cache))
+        if args.only != "restore":
+            figures.update(bench_undo(work, args.undo_mb, args.repeat, args.cache))
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}))
     finally:
         if args.keep:
