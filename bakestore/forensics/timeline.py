@@ -31,8 +31,31 @@ def iso_text(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
+_DAYS: dict[str, float | None] = {}
+
+
 def parse_iso(value: str) -> float | None:
     """ISO-8601 date or date-time as Unix seconds (naive times are taken as UTC, as SQLite does)."""
+    # Fast path for the common "YYYY-MM-DD HH:MM:SS" (what SQLite's datetime() writes): the date
+    # part is converted once per day and cached; anything else takes the full parser below.
+    if (len(value) == 19 and value[10] in " T" and value[4] == "-" and value[7] == "-" and value[13] == ":"
+            and value[16] == ":" and value.isascii()):
+        hh, mm, ss = value[11:13], value[14:16], value[17:19]
+        if hh.isdigit() and mm.isdigit() and ss.isdigit():
+            h, mi, sec = int(hh), int(mm), int(ss)
+            if h < 24 and mi < 60 and sec < 60:
+                day = value[:10]
+                base = _DAYS.get(day, -1.0)
+                if base == -1.0:
+                    base = _parse_iso_full(day)
+                    if len(_DAYS) < 100_000:
+                        _DAYS[day] = base
+                if base is not None:
+                    return base + (h * 3600 + mi * 60 + sec)
+    return _parse_iso_full(value)
+
+
+def _parse_iso_full(value: str) -> float | None:
     m = _ISO.match(value)
     if not m:
         return None
