@@ -471,8 +471,7 @@ def drop_live_prefixes(items: list[Recovered], db: ParsedDatabase) -> list[Recov
     partial_tables = {it.table for it in items if it.partial and it.table in db.tables}
     live: PrefixLookup[bool] = PrefixLookup()
     for name in partial_tables:
-        for _, vals in db.tables[name].rows:
-            live.add(name, vals, True)
+        live.extend(name, [(vals, True) for _, vals in db.tables[name].rows])
     return [it for it in items if not (it.partial and live.find(it.table, it.values))]
 
 

@@ -812,6 +812,14 @@ class PrefixLookup(Generic[T]):
             if t == table and i < len(values):
                 idx.setdefault(_hashable(values[i]), []).append(entry)
 
+    def extend(self, table: str, entries: Iterable[tuple[Sequence[Any], T]]) -> None:
+        """Add many ``(values, payload)`` rows of one table at once."""
+        if any(t == table for t, _ in self.index):
+            for values, payload in entries:
+                self.add(table, values, payload)
+        else:
+            self.rows.setdefault(table, []).extend(entries)
+
     def find(self, table: str, values: Sequence[Any], accept: Callable[[T], bool] | None = None) -> T | None:
         rows = self.rows.get(table)
         if not rows:
