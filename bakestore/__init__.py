@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .errors import (
     BakestoreError,
+    CancelledError,
     ConfigurationError,
     ConflictError,
     ConstraintError,
@@ -39,6 +40,7 @@ from ._version import __version__  # noqa: E402
 __all__ = [
     "REGISTRY",
     "BakestoreError",
+    "CancelledError",
     "ConfigurationError",
     "ConflictError",
     "ConstraintError",

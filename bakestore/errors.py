@@ -78,6 +78,10 @@ class RestoreError(BakestoreError):
     """A restore, undo or reset failed; the live database was left as it was."""
 
 
+class CancelledError(RestoreError):
+    """The person declined the confirmation; nothing was changed."""
+
+
 class LockedError(BakestoreError):
     """Another bakestore operation holds the store's lock file."""
 

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from . import audit
 from .errors import (
     BakestoreError,
+    CancelledError,
     ForeignKeyError,
     LockedError,
     RestoreError,
@@ -884,6 +885,11 @@ def _audited(store: "Store", record: audit.AuditRecord, operation: str) -> Itera
     started = time.monotonic()
     try:
         yield started
+    except CancelledError as exc:
+        record.outcome, record.reason = "cancelled", str(exc)
+        with contextlib.suppress(Exception):
+            _audit(store, record, started)
+        raise
     except (ShrinkRefusedError, SourceError, ValidationError, LockedError) as exc:
         record.outcome, record.reason = "refused", str(exc)
         with contextlib.suppress(Exception):
@@ -944,7 +950,7 @@ def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str],
             if dry_run:
                 return result
             if confirm is not None and not confirm(result):
-                raise RestoreError(f"{operation} cancelled; nothing was changed")
+                raise CancelledError(f"{operation} cancelled; nothing was changed")
             # Audit first: if the log cannot be written, refuse now, before anything changes.
             _audit(store, record, started)
             # From the restore point to the swap no bakestore writer may commit: its write would
@@ -1024,15 +1030,26 @@ def _verify_swap(live_path: Path, expected: dict[str, int], restore_point: Path)
                            f"{restore_point} (`bakestore undo` swaps it back)")
 
 
-def undo(store: "Store", *, dry_run: bool = False, progress: Progress | None = None) -> RestoreResult:
-    """Swap the newest restore point back in. Itself takes a restore point, so it can be undone."""
+def undo(store: "Store", *, dry_run: bool = False, progress: Progress | None = None,
+         confirm: Callable[[RestoreResult], bool] | None = None,
+         expected_point: str | os.PathLike[str] | None = None) -> RestoreResult:
+    """Swap the newest restore point back in. Itself takes a restore point, so it can be undone.
+
+    ``expected_point`` (the one a person previewed) makes the undo refuse if a newer restore
+    point has appeared since; ``confirm`` is asked with the diff before anything changes.
+    """
     points = list_restore_points(store.path)
     if not points:
         record = audit.AuditRecord(operation="undo", db_path=str(store.path), source=None)
         with _audited(store, record, "undo"):
             raise SourceError(f"{store.path}: no restore point to undo to")
+    if expected_point is not None and Path(expected_point).name != points[0].name:
+        record = audit.AuditRecord(operation="undo", db_path=str(store.path), source=str(points[0]))
+        with _audited(store, record, "undo"):
+            raise SourceError(f"the newest restore point is now {points[0].name}, not the previewed "
+                              f"{Path(expected_point).name}; nothing was changed, preview again")
     return replace_contents(store, DatabaseSource(points[0], store.registry), operation="undo", dry_run=dry_run,
-                            allow_shrink=True, progress=progress,
+                            allow_shrink=True, progress=progress, confirm=confirm,
                             audit_details={"restore_point_used": str(points[0])})
 
 
@@ -1058,10 +1075,10 @@ class _EmptySource:
 
 
 def reset(store: "Store", *, dry_run: bool = False, allow_shrink: bool = False,
-          progress: Progress | None = None) -> RestoreResult:
+          progress: Progress | None = None, confirm: Callable[[RestoreResult], bool] | None = None) -> RestoreResult:
     """An empty, seeded database, through the same path (so it is audited and undoable)."""
     return replace_contents(store, _EmptySource(), operation="reset", dry_run=dry_run, allow_shrink=allow_shrink,
-                            progress=progress)
+                            progress=progress, confirm=confirm)
 
 
 # --------------------------------------------------------------------------- merge

@@ -120,3 +120,17 @@ def test_merged_tombstones_cascade_with_tombstones_of_their_own(populated: Store
     assert populated.count("products") == 0 and populated.count("ingredients") == 0
     tombstoned = {(r["table_name"], r["row_id"]) for r in populated.rows("_tombstones")}
     assert ("products", product_id) in tombstoned
+
+
+def test_undo_refuses_when_a_newer_restore_point_appeared(populated: Store, tmp_path: Path) -> None:
+    from bakestore.errors import SourceError
+
+    exported = populated.export(tmp_path / "e")
+    populated.restore(exported.path)
+    previewed = populated.restore_points()[0]
+    populated.restore(exported.path)  # someone else restored meanwhile: a newer point exists
+    before = db_fingerprint(populated.path)
+    with pytest.raises(SourceError, match="not the previewed"):
+        populated.undo(expected_point=previewed)
+    assert db_fingerprint(populated.path) == before
+    assert populated.undo(expected_point=populated.restore_points()[0]).operation == "undo"

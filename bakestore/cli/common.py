@@ -70,8 +70,14 @@ def report_result(result: RestoreResult, as_json: bool, verb: str) -> None:
 
 
 def confirmed_run(run: Callable[..., RestoreResult], *, dry_run: bool, yes: bool, as_json: bool,
-                   verb: str, **kwargs: Any) -> None:
-    """Dry-run first and ask, unless --yes; then run for real (which re-validates everything)."""
+                   verb: str, ask_inside: bool = True, **kwargs: Any) -> None:
+    """Show the diff and ask before applying, unless --yes or --dry-run.
+
+    With ``ask_inside`` the question is asked by the operation itself, after it has validated the
+    source and computed the diff and before it changes anything (the API's ``confirm=`` hook):
+    what is applied is exactly what was shown. Otherwise (merge, which would hold the write lock
+    while a person reads) a dry run is shown first and the operation then runs afresh.
+    """
     if as_json and not (dry_run or yes):
         raise click.UsageError("--json needs --yes or --dry-run (a confirmation prompt is not machine-readable)")
     if dry_run or yes:
@@ -79,9 +85,18 @@ def confirmed_run(run: Callable[..., RestoreResult], *, dry_run: bool, yes: bool
             result = run(dry_run=dry_run, progress=progress, **kwargs)
         report_result(result, as_json, verb)
         return
+    question = f"Apply this {verb}? A restore point of the current data is taken first"
+    if ask_inside:
+        def confirm(preview: RestoreResult) -> bool:
+            print_diff(preview)
+            return click.confirm(question, default=False)
+
+        result = run(dry_run=False, confirm=confirm, **kwargs)
+        report_result(result, as_json, verb)
+        return
     preview = run(dry_run=True, **kwargs)
     print_diff(preview)
-    if not click.confirm(f"Apply this {verb}? A restore point of the current data is taken first", default=False):
+    if not click.confirm(question, default=False):
         raise click.ClickException(f"{verb} cancelled; nothing was changed")
     with progress_bar(f"{verb}", enabled=not as_json) as progress:
         result = run(dry_run=False, progress=progress, **kwargs)

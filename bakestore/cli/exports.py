@@ -67,7 +67,7 @@ def merge(obj: CliContext, source: Path, dry_run: bool, yes: bool, allow_shrink:
     """Upsert SOURCE's rows into the database, all or nothing (newest row version wins)."""
     with obj.open_store() as store:
         confirmed_run(lambda **kw: store.merge(source, **kw), dry_run=dry_run, yes=yes, as_json=as_json,
-                       verb="merge", allow_shrink=allow_shrink)
+                       verb="merge", ask_inside=False, allow_shrink=allow_shrink)
 
 
 @click.command(name="restore-points")
