@@ -25,6 +25,7 @@ import sqlite_utils
 from ._version import __version__
 from .clock import uuid7
 from .models.base import format_timestamp
+from .paths import audit_db_path
 from .sqlite import sqlite3
 
 log = logging.getLogger("bakestore.audit")
@@ -39,8 +40,7 @@ _COLUMNS = {
 
 
 def audit_path_for(db_path: str | os.PathLike[str]) -> Path:
-    db_path = Path(db_path)
-    return db_path.with_name(db_path.name + ".audit.db")
+    return audit_db_path(Path(db_path))
 
 
 @dataclass

@@ -64,3 +64,42 @@ def default_export_dir(db_path: Path) -> Path:
     """Where exports of a database go unless told otherwise: ``<db stem>-exports`` beside it."""
     db_path = Path(db_path)
     return db_path.with_name(db_path.stem + "-exports")
+
+
+def audit_db_path(db_path: Path) -> Path:
+    """``<db>.audit.db``: the audit log lives beside the database, in a file of its own."""
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.name + ".audit.db")
+
+
+def sync_state_path(db_path: Path) -> Path:
+    """``<db>.sync-state.db``: sync's private state, beside the database, never in a sync folder."""
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.name + ".sync-state.db")
+
+
+def own_files(db_path: Path) -> list[Path]:
+    """Every file bakestore itself keeps open with SQLite for a database.
+
+    Reading one of these with plain file I/O in a process that holds a connection to it drops that
+    process's POSIX locks (sqlite.org/howtocorrupt.html, posix_close_bug), so no command ever takes
+    one of them as an input path.
+    """
+    db_path = Path(db_path)
+    files: list[Path] = []
+    for base in (db_path, audit_db_path(db_path), sync_state_path(db_path)):
+        files += [base, *(Path(f"{base}{suffix}") for suffix in ("-wal", "-shm", "-journal"))]
+    return files
+
+
+def refuse_own_file(path: Path, db_path: Path) -> None:
+    """Raise SourceError if ``path`` is one of the database's own files (see :func:`own_files`)."""
+    from .errors import SourceError
+
+    path = Path(path)
+    if not path.exists():
+        return
+    for own in own_files(db_path):
+        if own.exists() and os.path.samefile(path, own):
+            raise SourceError(f"{path}: is one of the live database's own files ({own.name}); "
+                              "bakestore never reads those as an input")

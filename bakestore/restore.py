@@ -59,11 +59,12 @@ from .errors import (
 )
 from .exports import ExportFolderSource
 from .registry import REGISTRY, Registry, TableSpec
+from .paths import refuse_own_file
 from .schema import APPLICATION_ID, SCHEMA_VERSION, check_schema, schema_statements
 from .seeds import seed_rows
 from .sources import RowSource
 from .sqlite import sqlite3
-from .store import bulk_insert, exclusive_writes, translate_integrity_error, validate_row
+from .store import BULK_CHANGE_KEYS, bulk_insert, exclusive_writes, mark_bulk_change, translate_integrity_error, validate_row
 
 if TYPE_CHECKING:
     from .store import Store
@@ -317,6 +318,8 @@ def open_source(source: RowSource | str | os.PathLike[str], *, live_path: Path |
         if path.is_file():
             if live_path is not None and live_path.exists() and os.path.samefile(path, live_path):
                 raise SourceError(f"{path}: is the live database itself; restore from an export or a copy")
+            if live_path is not None:
+                refuse_own_file(path, live_path)  # never open()/close() a file our connections hold
             with open(path, "rb") as handle:
                 if handle.read(16) == b"SQLite format 3\x00":
                     return DatabaseSource(path, live_path=live_path)
@@ -883,6 +886,11 @@ def _audited(store: "Store", record: audit.AuditRecord, operation: str) -> Itera
     ``failed``. SQLite and OS errors become one-line :class:`RestoreError` messages.
     """
     started = time.monotonic()
+    if record.details.get("dry_run"):
+        # A dry run is a question, not an operation: it changes nothing and leaves no audit
+        # record (so a stray preview cannot fill the audit log).
+        yield started
+        return
     try:
         yield started
     except CancelledError as exc:
@@ -931,7 +939,8 @@ def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str],
             # A replace makes this file a copy of the source's dataset: adopt its identity when it
             # has one (so export → restore → export is byte-identical), else keep ours.
             meta = {"db_id": getattr(row_source, "db_id", None) or store.db_id,
-                    "created_at": store._meta_get("created_at") or store.now()}
+                    "created_at": store._meta_get("created_at") or store.now(),
+                    BULK_CHANGE_KEYS[0]: uuid.uuid4().hex}
             fresh = build_fresh(live_path, row_source, page_size=page_size, meta=meta,
                                 seed_stamp=lambda: (store.now(), store.clock.now()),
                                 registry=store.registry, progress=progress,
@@ -1040,11 +1049,13 @@ def undo(store: "Store", *, dry_run: bool = False, progress: Progress | None = N
     """
     points = list_restore_points(store.path)
     if not points:
-        record = audit.AuditRecord(operation="undo", db_path=str(store.path), source=None)
+        record = audit.AuditRecord(operation="undo", db_path=str(store.path), source=None,
+                                   details={"dry_run": dry_run})
         with _audited(store, record, "undo"):
             raise SourceError(f"{store.path}: no restore point to undo to")
     if expected_point is not None and Path(expected_point).name != points[0].name:
-        record = audit.AuditRecord(operation="undo", db_path=str(store.path), source=str(points[0]))
+        record = audit.AuditRecord(operation="undo", db_path=str(store.path), source=str(points[0]),
+                                   details={"dry_run": dry_run})
         with _audited(store, record, "undo"):
             raise SourceError(f"the newest restore point is now {points[0].name}, not the previewed "
                               f"{Path(expected_point).name}; nothing was changed, preview again")
@@ -1185,6 +1196,7 @@ def _merge_into_live(store: "Store", scratch_path: Path, source: RowSource, *, d
                     store.clock.observe(value)
         conn.execute('INSERT OR REPLACE INTO main."_bakestore_meta"(key, value) VALUES (?, ?)',
                      ["hlc", max(high, store.clock.high_water)])
+        mark_bulk_change(conn)
         conn.execute("COMMIT")
         committed = True
         return result

@@ -99,6 +99,18 @@ def connect(path: str | os.PathLike[str], *, wal: bool = True, synchronous: str 
     return db
 
 
+#: ``_bakestore_meta`` keys that change whenever rows may have changed *in place* in bulk (a
+#: merge, a restore, a sync): the watcher cannot see such changes in per-table fingerprints, so a
+#: change of any of these values makes it write a full export.
+BULK_CHANGE_KEYS = ("bulk_change", "sync_generation")
+
+
+def mark_bulk_change(conn: Any) -> None:
+    """Record that rows changed in bulk (inside the caller's write transaction)."""
+    conn.execute('INSERT OR REPLACE INTO "_bakestore_meta"(key, value) VALUES (?, ?)',
+                 [BULK_CHANGE_KEYS[0], _clock.uuid7()])
+
+
 #: How long a writer waits for a restore's swap to finish, or a restore for writers to finish.
 WRITE_LOCK_TIMEOUT_S = 60.0
 

@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from . import audit
 from ._version import __version__
 from .files import fsync_dir, write_atomic
+from .paths import sync_state_path
 from .clock import DEVICE_ID_RE
 from .errors import BakestoreError, ShrinkRefusedError, SyncError, ValidationError
 from .exports import decode_row, encode_row
@@ -920,8 +921,7 @@ def _find_bad_row(conn: Any, sql: str, values: list[list[Any]], spec: TableSpec)
 
 
 def state_path_for(db_path: str | os.PathLike[str]) -> Path:
-    db_path = Path(db_path)
-    return db_path.with_name(db_path.name + ".sync-state.db")
+    return sync_state_path(Path(db_path))
 
 
 _STATE_SCHEMA = """
@@ -1404,6 +1404,12 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
             live_changes = report.changed_rows > 0
             new_generation = None
             if live_changes:
+                # Audit first: if the log cannot be written, refuse before anything changes.
+                try:
+                    _audit(store, record, started)
+                except (OSError, sqlite3.Error) as exc:
+                    raise SyncError(f"{audit.audit_path_for(store.path)}: the audit log cannot be written "
+                                    f"({exc}); sync refused, nothing was changed") from None
                 report.restore_point = make_restore_point(store.path, "sync")
                 record.restore_point = str(report.restore_point)
                 _apply(conn, live, view, registry)

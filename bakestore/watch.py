@@ -45,6 +45,7 @@ from typing import Any, Callable
 import sqlite_utils
 
 from .files import fsync_dir
+from .store import BULK_CHANGE_KEYS
 from .errors import ExportError, WatchError
 from .paths import default_export_dir
 from .exports import MANIFEST, ExportResult, export_database, export_name, list_exports, prune_exports
@@ -76,6 +77,10 @@ def _utc_now() -> str:
 
 
 # --------------------------------------------------------------------------- debounce
+
+
+#: The fingerprint entry for the bulk-change marks (not a table name: tables never start with "*").
+_BULK = "*bulk"
 
 
 class Debouncer:
@@ -476,7 +481,13 @@ class Watcher:
         for spec in self.registry.exported_tables:
             version = 'max("row_version")' if spec.has_column("row_version") else "NULL"
             parts.append(f"SELECT '{spec.name}', count(*), max(rowid), {version} FROM \"{spec.name}\"")
-        return {row[0]: tuple(row[1:]) for row in db.execute(" UNION ALL ".join(parts)).fetchall()}
+        found = {row[0]: tuple(row[1:]) for row in db.execute(" UNION ALL ".join(parts)).fetchall()}
+        # A merge, restore or sync can change rows in place without moving any of the figures
+        # above; they bump one of these meta values, and a change there means "export everything".
+        marks = db.execute('SELECT key, value FROM "_bakestore_meta" WHERE key IN (%s) ORDER BY key'
+                           % ", ".join("?" for _ in BULK_CHANGE_KEYS), list(BULK_CHANGE_KEYS)).fetchall()
+        found[_BULK] = tuple(value for _, value in marks)  # type: ignore[assignment]
+        return found
 
     def _check(self, *, force: bool, full: bool) -> ExportResult | None:
         db = self._connection()
@@ -530,6 +541,9 @@ class Watcher:
             if (not full and last is not None and last.path is not None
                     and last.schema_version == schema_version):
                 changed = [t for t in names if fingerprints.get(t) != last.fingerprints.get(t)]
+                if fingerprints.get(_BULK) != last.fingerprints.get(_BULK):
+                    log.debug("rows changed in bulk (merge, restore or sync): full export")
+                    changed = []
                 if not changed:
                     log.debug("data_version changed but no table fingerprint did: full export")
                     changed = None

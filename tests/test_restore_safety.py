@@ -134,3 +134,27 @@ def test_undo_refuses_when_a_newer_restore_point_appeared(populated: Store, tmp_
         populated.undo(expected_point=previewed)
     assert db_fingerprint(populated.path) == before
     assert populated.undo(expected_point=populated.restore_points()[0]).operation == "undo"
+
+
+@pytest.mark.parametrize("suffix", ["-wal", "-shm", ".audit.db"])
+def test_the_live_databases_own_files_are_never_read_as_a_source(populated: Store, suffix: str) -> None:
+    # Reading them with plain I/O in this process would drop our SQLite locks (posix_close_bug).
+    populated.restore_points()
+    populated.db.execute("SELECT count(*) FROM recipients").fetchone()  # -wal/-shm exist now
+    from bakestore import audit as _audit
+    from bakestore.errors import SourceError
+
+    _audit.write(populated.path, _audit.AuditRecord(operation="test", db_path=str(populated.path), outcome="done"))
+    target = Path(f"{populated.path}{suffix}")
+    assert target.exists()
+    with pytest.raises(SourceError, match="live database's own files"):
+        populated.restore(target)
+
+
+def test_import_legacy_refuses_the_live_databases_own_files(populated: Store) -> None:
+    from bakestore.errors import SourceError
+    from bakestore.legacy import prepare
+
+    populated.db.execute("SELECT 1").fetchone()
+    with pytest.raises(SourceError, match="live database's own files"):
+        prepare(populated, Path(f"{populated.path}-shm"))

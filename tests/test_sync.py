@@ -653,3 +653,19 @@ def test_a_device_with_a_clock_far_ahead_is_reported(make_store: Callable[[str],
         assert any("ahead of this device's clock" in m for m in report.messages)
     finally:
         future.close()
+
+
+def test_an_unwritable_audit_log_refuses_the_sync_before_anything_changes(pair: tuple[Store, Store],
+                                                                           shared: Path) -> None:
+    a, b = pair
+    make_supplier(b, "acme")
+    sync(b, shared)
+    audit_file = audit.audit_path_for(a.path)
+    audit_file.unlink(missing_ok=True)
+    audit_file.mkdir()
+    a.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = db_fingerprint(a.path)
+    with pytest.raises(SyncError, match="audit log cannot be written"):
+        sync(a, shared)
+    assert db_fingerprint(a.path) == before
+    assert a.count("suppliers") == 0 and not a.restore_points()

@@ -373,18 +373,30 @@ def test_restore_refuses_when_the_preview_is_stale(ui: UI, live: Path) -> None:
 def test_refusals_are_shown_with_their_reason(ui: UI, live: Path, tmp_path: Path) -> None:
     with Store(tmp_path / "empty.db", device_id=DEVICE_A) as empty:
         export = empty.export(tmp_path / "elsewhere")
-    shrink = ui.get(f"/backups/restore?path={export.path}")
+
+    def preview(**extra: str) -> Any:
+        return ui.post("/backups/restore", {"action": "preview", **extra}, form_page="/backups")
+
+    shrink = preview(path=str(export.path))
     assert shrink.status_code == 200
     assert "Refused:" in shrink.text and "allow-shrink" in shrink.text.lower().replace("_", "-")
     assert "Preview, allowing the data to shrink" in shrink.text
-    allowed = ui.get(f"/backups/restore?path={export.path}&allow_shrink=1")
+    allowed = preview(path=str(export.path), allow_shrink="1")
     assert "nothing has changed yet" in allowed.text and 'name="allow_shrink" value="1"' in allowed.text
-    missing = ui.get(f"/backups/restore?path={tmp_path / 'nope'}")
+    missing = preview(path=str(tmp_path / "nope"))
     assert "Refused:" in missing.text
     unknown = ui.get("/backups/restore?export=bakestore-export-unknown")
     assert "no export named" in unknown.text
     no_point = ui.get("/backups/undo")
     assert "Refused:" in no_point.text and "no restore point" in no_point.text
+    # Previews are questions: they leave no audit record, and a path is never previewed on a GET.
+    assert list(audit.read(live)) == []
+    by_get = ui.get(f"/backups/restore?path={export.path}")
+    assert by_get.status_code == 400 and "form on the Backups page" in by_get.text
+    assert list(audit.read(live)) == []
+    refused = ui.post("/backups/restore", {"path": str(export.path), "confirm": "yes", "fingerprint": "x"},
+                      form_page="/backups")
+    assert refused.status_code == 400 and "would empty" in refused.text
     # A refused restore is audited, and the audit page shows the reason.
     records = list(audit.read(live))
     assert records and records[0]["outcome"] == "refused"

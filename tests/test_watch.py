@@ -375,3 +375,38 @@ def test_cli_watch_refuses_a_missing_database(runner: Any, tmp_path: Path) -> No
 
     result = runner.invoke(main, ["--db", str(tmp_path / "nope.db"), "watch"])
     assert result.exit_code == 1 and "no such database" in result.output
+
+
+def test_a_merge_that_changes_rows_in_place_is_exported_in_full(tmp_path: Path) -> None:
+    import json as _json
+    import shutil
+
+    from bakestore.store import Store as _Store
+    from bakestore.watch import Watcher as _Watcher
+
+    one = tmp_path / "a" / "one.db"
+    one.parent.mkdir()
+    with _Store(one, device_id="a" * 32) as s:
+        s.insert("ingredients", {"display_name": "A", "slug": "a_ing", "category": "Flour"})
+        s.insert("ingredients", {"display_name": "B", "slug": "b_ing", "category": "Flour"})
+    two = tmp_path / "b" / "two.db"
+    two.parent.mkdir()
+    shutil.copy(one, two)
+    with _Store(two, device_id="b" * 32) as s:
+        s.update("ingredients", "a_ing", {"notes": "REMOTE EDIT"})
+        s.insert("suppliers", {"name": "Sup", "slug": "sup"})
+        remote = s.export(tmp_path / "exp2").path
+    with _Store(one, device_id="a" * 32) as s:
+        s.update("ingredients", "b_ing", {"notes": "local, later"})
+    watcher = _Watcher(one, tmp_path / "auto", quiet=0.05, max_wait=0.1, poll=3600)
+    try:
+        assert watcher.check(full=True) is not None
+        with _Store(one, device_id="a" * 32) as s:
+            s.merge(remote)
+        result = watcher.check()
+    finally:
+        watcher.close()
+    assert result is not None
+    exported = {r["slug"]: r["notes"] for r in
+                map(_json.loads, (result.path / "ingredients.ndjson").read_text(encoding="utf-8").splitlines())}
+    assert exported == {"a_ing": "REMOTE EDIT", "b_ing": "local, later"}

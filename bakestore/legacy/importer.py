@@ -18,6 +18,7 @@ import datetime as _dt
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from .. import audit
@@ -25,6 +26,7 @@ from ..clock import HybridLogicalClock
 from ..errors import BakestoreError, ConfigurationError, LegacyFormatError
 from ..models.base import format_timestamp
 from ..sources import MemorySource
+from ..paths import refuse_own_file
 from .coordinated import CoordinatedTranslator
 from .detect import LegacyInput, detect
 from .report import ImportReport
@@ -104,6 +106,7 @@ def prepare(store: "Store", path: str | os.PathLike[str], *, merge: bool = False
     """
     started = time.monotonic()
     try:
+        refuse_own_file(Path(path), store.path)  # never open()/close() a file our connections hold
         return translate(path, store=store, merge=merge, skip_invalid=skip_invalid)
     except BakestoreError as exc:
         report = getattr(exc, "report", None)

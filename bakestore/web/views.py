@@ -434,6 +434,11 @@ async def row_delete(datasette: Any, request: Any) -> Response:
     error = None
     if request.method == "POST":
         form = await _form(request)
+        if form.get("action") == "preview":
+            # A path typed into the Backups form: previewed only on a CSRF-checked POST, never a
+            # GET (a GET can come from any page the person has open).
+            context = await in_thread(_preview, config, operation, form)
+            return await render(datasette, request, "restore_confirm.html", {"title": title, **context})
         if form.get("confirm") != "yes":
             error = "Deleting needs the confirmation: tick the box and press Delete."
         else:
@@ -565,6 +570,11 @@ async def _restore_flow(datasette: Any, request: Any, operation: str) -> Respons
     title = "Undo the last restore" if operation == "undo" else "Restore"
     if request.method == "POST":
         form = await _form(request)
+        if form.get("action") == "preview":
+            # A path typed into the Backups form: previewed only on a CSRF-checked POST, never a
+            # GET (a GET can come from any page the person has open).
+            context = await in_thread(_preview, config, operation, form)
+            return await render(datasette, request, "restore_confirm.html", {"title": title, **context})
         if form.get("confirm") != "yes":
             context = await in_thread(_preview, config, operation, form)
             context["error"] = "Nothing was changed: tick the confirmation box to go ahead."
@@ -585,7 +595,13 @@ async def _restore_flow(datasette: Any, request: Any, operation: str) -> Respons
         _flash(datasette, request, verb + "." + point)
         ensure_audit_attached(datasette, config)
         return _redirect("/backups")
-    context = await in_thread(_preview, config, operation, _args(request))
+    args = _args(request)
+    if args.get("path"):
+        context = {"operation": operation, "allow_shrink": False, "source_params": {}, "preview": None,
+                   "fingerprint": None, "source_label": None,
+                   "refusal": "A restore from a path starts from the form on the Backups page."}
+        return await render(datasette, request, "restore_confirm.html", {"title": title, **context}, status=400)
+    context = await in_thread(_preview, config, operation, args)
     return await render(datasette, request, "restore_confirm.html", {"title": title, **context})
 
 
