@@ -52,6 +52,9 @@ def test_without_yes_it_asks_and_no_changes_nothing(tmp_path: Path) -> None:
     assert declined.exit_code == 1
     assert "Apply this legacy import?" in declined.output and "cancelled; nothing was changed" in declined.output
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    from bakestore import audit
+
+    assert next(audit.read(db))["outcome"] == "cancelled"  # a "no" leaves a trace too
     accepted = run(db, str(SINGLE), input="y\n")
     assert accepted.exit_code == 0, accepted.output
     assert "legacy import done" in accepted.stdout and counts(db)["recipients"] == 1

@@ -14,6 +14,7 @@ import click
 
 from .. import legacy
 from ..errors import LegacyFormatError
+from ..restore import RestoreResult
 from . import CliContext
 from .common import allow_shrink_option, dry_run_option, json_option, print_diff, progress_bar, yes_option
 
@@ -56,14 +57,22 @@ def import_legacy(obj: CliContext, path: Path, dry_run: bool, merge: bool, yes: 
         if not as_json:
             click.echo(translation.report.format_text())
         verb = "legacy merge" if merge else "legacy import"
-        if not (dry_run or yes):
-            preview = legacy.apply(store, translation, dry_run=True, allow_shrink=allow_shrink)
-            print_diff(preview)
-            if not click.confirm(f"Apply this {verb}? A restore point of the current data is taken first",
-                                 default=False):
-                raise click.ClickException(f"{verb} cancelled; nothing was changed")
-        with progress_bar(verb, enabled=not as_json) as progress:
-            result = legacy.apply(store, translation, dry_run=dry_run, allow_shrink=allow_shrink, progress=progress)
+        question = f"Apply this {verb}? A restore point of the current data is taken first"
+        if not (dry_run or yes) and not merge:
+            def ask(report: object, preview: RestoreResult) -> bool:
+                print_diff(preview)
+                return click.confirm(question, default=False)
+
+            result = legacy.apply(store, translation, allow_shrink=allow_shrink, yes=False, confirm=ask)
+        else:
+            if not (dry_run or yes):
+                preview = legacy.apply(store, translation, dry_run=True, allow_shrink=allow_shrink)
+                print_diff(preview)
+                if not click.confirm(question, default=False):
+                    raise click.ClickException(f"{verb} cancelled; nothing was changed")
+            with progress_bar(verb, enabled=not as_json) as progress:
+                result = legacy.apply(store, translation, dry_run=dry_run, allow_shrink=allow_shrink,
+                                      progress=progress)
     if as_json:
         click.echo(json.dumps({"report": translation.report.as_dict(), "result": result.as_dict()}, indent=2,
                               ensure_ascii=False))

@@ -580,8 +580,8 @@ def analyze_isolated(path: str | Path, case_dir: str | Path, *, integrity: str =
 
     from ..errors import ForensicsError
 
-    command = [sys.executable, "-m", "bakestore", "forensics", str(path), "--case", str(case_dir),
-               "--integrity", integrity, "--json"]
+    command = [sys.executable, "-m", "bakestore", "forensics", "--case", str(case_dir),
+               "--integrity", integrity, "--json", "--", str(path)]
     try:
         completed = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                    timeout=timeout, check=False)

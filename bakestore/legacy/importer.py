@@ -129,6 +129,11 @@ def apply(store: "Store", translation: LegacyTranslation, *, dry_run: bool = Fal
     run = store.merge if translation.merge else store.restore
     details = {"legacy_import": translation.report.as_dict()}
     kwargs = dict(allow_shrink=allow_shrink, progress=progress, operation=OPERATION, audit_details=details)
+    if not dry_run and not yes and not translation.merge and confirm is not None:
+        # Replace mode asks inside the pipeline, after validation and the diff and before any
+        # change: what is applied is exactly what was shown, and a "no" is audited as cancelled.
+        return run(translation.source, dry_run=False,
+                   confirm=lambda preview: confirm(translation.report, preview), **kwargs)
     if dry_run or not yes:
         preview = run(translation.source, dry_run=True, **kwargs)
         if dry_run or confirm is None or not confirm(translation.report, preview):

@@ -115,7 +115,7 @@ def timeline_svg(timeline: dict[str, Any], *, title: str = "Rows over time") -> 
         colour = LIVE if h["state"] == "live" else RECOVERED
         tip = f"{h['table']} · {h.get('hour')} UTC · {h['rows']} {h['state']} row(s)"
         out.append(f'<circle cx="{x(h["hour_ts"] + 1800):.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{colour}" '
-                   f'fill-opacity="0.72" class="{escape(h["state"])}"><title>{escape(tip)}</title></circle>')
+                   f'fill-opacity="0.72" class={quoteattr(str(h["state"]))}><title>{escape(tip)}</title></circle>')
     # Legend.
     lx = left
     for label, colour in (("live rows", LIVE), ("recovered (deleted) rows", RECOVERED)):

@@ -659,6 +659,10 @@ async def forensics(datasette: Any, request: Any) -> Response:
                         {"title": "Forensics", **data, "error": error, "form": form}, status=400 if error else 200)
 
 
+#: How long a forensic analysis started from the UI may run before its child process is killed.
+FORENSICS_TIMEOUT_S = 900.0
+
+
 def _run_forensics(config: UIConfig, form: Mapping[str, str]) -> str:
     # This process holds connections to the live and audit databases: the evidence is copied and
     # hashed by a child process, so no plain open()/close() here can drop their POSIX locks.
@@ -689,7 +693,8 @@ def _run_forensics(config: UIConfig, form: Mapping[str, str]) -> str:
         case_dir = config.case_root / f"{name}-{n}"
         n += 1
     config.case_root.mkdir(parents=True, exist_ok=True)
-    analyze_isolated(path, case_dir)
+    # A child process with a deadline: a huge or hostile file cannot tie up the server forever.
+    analyze_isolated(path, case_dir, timeout=FORENSICS_TIMEOUT_S)
     return case_dir.name
 
 
