@@ -459,3 +459,16 @@ def test_the_upstream_format_maps_name_only_registry_tables() -> None:
     assert {e["entity_type"] for e in manifest["files"]} == {entity for entity, _ in FILES}
     src = single()
     assert [k for k in src if k not in ("version", "exported_at", "application")] == [k for k, _ in ARRAYS][:29]
+
+
+def test_records_under_an_unknown_key_are_refused_unless_skip_invalid(tmp_path: Path, store: Store) -> None:
+    data = single()
+    data["shopping_lists"] = [{"name": "Christmas", "items": 12}]
+    data["transformation_notes"] = "renamed two slugs by hand"  # loose notes stay tolerated
+    path = tmp_path / "newer.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(LegacyFormatError, match="'shopping_lists' \\(1\\)"):
+        translate(path, store=store)
+    translation = translate(path, store=store, skip_invalid=True)
+    assert any("shopping_lists" in w for w in translation.report.warnings)
+    assert "transformation_notes" in translation.report.extra_keys

@@ -58,6 +58,17 @@ class SingleFileTranslator(Translator):
     def translate(self) -> MemorySource:
         data = self.src.data
         self.report.extra_keys = [k for k in data if k not in HEADER_KEYS and k not in ENTITY_KEYS]
+        # Notes and other loose keys are tolerated; a list of *records* under a key we do not know
+        # is data (a newer upstream version?) and "losing nothing" means not importing without it.
+        unknown_records = {k: len(data[k]) for k in self.report.extra_keys
+                           if isinstance(data[k], list) and any(isinstance(item, dict) for item in data[k])}
+        if unknown_records and not self.report.skip_invalid:
+            listed = ", ".join(f"'{k}' ({n})" for k, n in unknown_records.items())
+            raise LegacyFormatError(f"{self.label}: records under keys bakestore does not know: {listed}; "
+                                    "refusing so that nothing is lost (--skip-invalid imports the rest and "
+                                    "lists what was left out)")
+        for key, count in unknown_records.items():
+            self.report.warnings.append(f"skipped {count} record(s) under the unknown key '{key}' (--skip-invalid)")
         for key, _table in ARRAYS:
             if key in data and data[key] is not None and not isinstance(data[key], list):
                 raise LegacyFormatError(f"{self.label}: '{key}' must be a list of records, got "
