@@ -313,8 +313,11 @@ def test_dry_run_and_confirmation(tmp_path: Path, store: Store) -> None:
     before = store.counts()
     report, preview = import_legacy(store, SINGLE, dry_run=True)
     assert preview.dry_run and preview.diff["suppliers"].added == 2 and store.counts() == before
-    _, declined = import_legacy(store, SINGLE, yes=False, confirm=lambda rep, res: False)
-    assert declined.dry_run and store.counts() == before
+    from bakestore.errors import CancelledError
+
+    with pytest.raises(CancelledError):
+        import_legacy(store, SINGLE, yes=False, confirm=lambda rep, res: False)
+    assert store.counts() == before
     _, applied = import_legacy(store, SINGLE, yes=False, confirm=lambda rep, res: res.diff["suppliers"].added == 2)
     assert not applied.dry_run and store.count("suppliers") == 2
 

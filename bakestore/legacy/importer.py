@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import audit
 from ..clock import HybridLogicalClock
-from ..errors import BakestoreError, ConfigurationError, LegacyFormatError
+from ..errors import BakestoreError, CancelledError, ConfigurationError, LegacyFormatError
 from ..models.base import format_timestamp
 from ..sources import MemorySource
 from ..paths import refuse_own_file
@@ -123,8 +123,10 @@ def apply(store: "Store", translation: LegacyTranslation, *, dry_run: bool = Fal
           progress: Callable[..., Any] | None = None) -> "RestoreResult":
     """Run a translation through the restore (or merge) pipeline; returns its ``RestoreResult``.
 
-    With ``yes=False`` the pipeline first runs as a dry run; the change is applied only when
-    ``confirm(report, dry_run_result)`` returns true (no ``confirm`` → only the dry run happens).
+    With ``yes=False`` the change is applied only when ``confirm(report, preview)`` returns true;
+    a "no" raises :class:`~bakestore.errors.CancelledError` (audited as cancelled). In replace
+    mode the question is asked inside the pipeline, so what is applied is what was previewed;
+    a merge previews with a dry run first. No ``confirm`` → only the dry run happens.
     """
     run = store.merge if translation.merge else store.restore
     details = {"legacy_import": translation.report.as_dict()}
@@ -136,8 +138,10 @@ def apply(store: "Store", translation: LegacyTranslation, *, dry_run: bool = Fal
                    confirm=lambda preview: confirm(translation.report, preview), **kwargs)
     if dry_run or not yes:
         preview = run(translation.source, dry_run=True, **kwargs)
-        if dry_run or confirm is None or not confirm(translation.report, preview):
+        if dry_run or confirm is None:
             return preview
+        if not confirm(translation.report, preview):
+            raise CancelledError(f"{OPERATION} cancelled; nothing was changed")
     return run(translation.source, dry_run=False, **kwargs)
 
 
