@@ -154,7 +154,16 @@ def connect_store_file(path: Path) -> sqlite_utils.Database:
     try:
         return connect(path)
     except sqlite3.DatabaseError as exc:
-        raise SchemaError(f"{path}: not a usable SQLite database ({exc})") from None
+        raise SchemaError(_unusable(path, exc)) from None
+
+
+def _unusable(path: Path, exc: Exception) -> str:
+    # bakestore opens every database for writing (WAL needs its -wal and -shm files beside it):
+    # say so when the location is the problem, rather than blaming the file.
+    folder = path.parent if str(path.parent) else Path(".")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"{path}: cannot write in this location (read-only?); bakestore needs write access ({exc})"
+    return f"{path}: not a usable SQLite database ({exc})"
 
 
 # --------------------------------------------------------------------------- validation
@@ -299,7 +308,7 @@ class Store:
             self._prepare(seed=seed)
         except sqlite3.DatabaseError as exc:
             self.db.close()
-            raise SchemaError(f"{self.path}: not a usable SQLite database ({exc})") from None
+            raise SchemaError(_unusable(self.path, exc)) from None
         except BaseException:
             self.db.close()
             raise

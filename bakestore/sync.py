@@ -1331,7 +1331,9 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
             report.debris = scan.debris
             report.messages.extend(scan.warnings)
             conn = _connect_live(store.path)
-            conn.execute("BEGIN IMMEDIATE")
+            # A dry run (and --status) only reads: a read transaction gives the same consistent
+            # snapshot without holding off the store's writers while it merges.
+            conn.execute("BEGIN" if dry_run else "BEGIN IMMEDIATE")
             live_generation = _live_generation(conn)
             generation = state_db.generation
             raw = state_db.load_state()
