@@ -32,7 +32,18 @@ def test_two_workers_give_the_same_report_as_one(tmp_path: Path, monkeypatch: py
     one = analyze(db.path, tmp_path / "one", integrity="none", workers=1)
     monkeypatch.setattr(analysis, "PARALLEL_MIN_PAGES", 0)
     monkeypatch.setattr(analysis, "_CHUNK", 3)  # many alternating slices even on a small file
+    import os as _os
+
+    forks: list[int] = []
+    real_fork = _os.fork
+
+    def counting_fork() -> int:
+        forks.append(1)
+        return real_fork()
+
+    monkeypatch.setattr(_os, "fork", counting_fork)
     two = analyze(db.path, tmp_path / "two", integrity="none", workers=2)
+    assert forks, "the parallel path must really have run (no other thread: fork is allowed)"
     assert one.recovered, "the corpus must yield recovered rows for the comparison to mean anything"
     assert _doc(one) == _doc(two)
     for name in ("report.json", "report.md"):
@@ -71,3 +82,21 @@ def test_case_db_written_by_a_worker_matches_one_process(tmp_path: Path, monkeyp
 
     one, two = dump(tmp_path / "one"), dump(tmp_path / "two")
     assert one["recovered_rows"] and one == two
+
+
+def test_no_fork_while_other_threads_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os as _os
+    import threading
+
+    db = build_rollback(tmp_path / "src", secure_delete=False, n_recipes=120, n_big=2)
+    monkeypatch.setattr(analysis, "PARALLEL_MIN_PAGES", 0)
+    monkeypatch.setattr(_os, "fork", lambda: (_ for _ in ()).throw(AssertionError("forked beside a thread")))
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, name="an-application-thread")
+    other.start()
+    try:
+        report = analyze(db.path, tmp_path / "case", integrity="none", workers=2)
+    finally:
+        stop.set()
+        other.join()
+    assert report.recovered

@@ -419,6 +419,12 @@ def _carve_pages_parallel(db: ParsedDatabase, carver: Carver, pages: list[int], 
     n = _worker_count(workers)
     if n < 2 or (workers is None and len(pages) < PARALLEL_MIN_PAGES):
         return None
+    # fork() copies only this thread: any lock another thread holds stays locked in the child.
+    # Fork only when the sole other thread is our own integrity check (which the child never
+    # touches); inside an application with threads of its own, carve in this process.
+    ours = {t for t in threading.enumerate() if t.name == "forensics-integrity"}
+    if len(set(threading.enumerate()) - ours) > 1:
+        return None
     mine = [p for i, p in enumerate(pages) if (i // _CHUNK) % 2 == 0]
     theirs = [p for i, p in enumerate(pages) if (i // _CHUNK) % 2 == 1]
     try:

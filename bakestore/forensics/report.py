@@ -12,6 +12,7 @@ import json
 import math
 import os
 import sys
+import threading
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -419,7 +420,11 @@ def write_outputs(report: Report, case_dir: Path, *, workers: int | None = None)
     paths = {"md": case_dir / "report.md", "json": case_dir / "report.json", "db": case_dir / "case.db"}
     pid = 0
     big = len(report.recovered) + len(report.page_list) >= PARALLEL_MIN_ITEMS
-    if (workers is None and big or (workers or 1) > 1) and sys.platform.startswith("linux") and hasattr(os, "fork"):
+    # The child uses SQLite: fork only when this is the process's only thread (a lock held by
+    # another thread at fork time would stay locked in the child forever).
+    alone = threading.active_count() == 1
+    if (workers is None and big or (workers or 1) > 1) and alone and sys.platform.startswith("linux") \
+            and hasattr(os, "fork"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             try:
