@@ -290,20 +290,27 @@ class Watcher:
         self._stop.set()
         self._wake.set()
         # The worker first: closing its connection touches -wal, which the observer still reports.
+        still_exporting = False
         if self._worker is not None:
             self._worker.join(timeout)
             if self._worker.is_alive():
-                log.warning("watch worker did not finish within %.0fs", timeout)
-            self._worker = None
+                # It is still writing an export: keep the watch lock, so a second watcher cannot
+                # start beside it, and do not claim "stopped". The thread is a daemon and ends
+                # with the export (or the process).
+                log.warning("watch worker did not finish within %.0fs; it finishes its export first", timeout)
+                still_exporting = True
+            else:
+                self._worker = None
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout)
             self._observer = None
         if self._status:
-            self._status["state"] = "stopped"
+            self._status["state"] = "stopping" if still_exporting else "stopped"
             self._status["stopped_at"] = _utc_now()
             self._write_status()
-        self._release_lock()
+        if not still_exporting:
+            self._release_lock()
 
     @property
     def running(self) -> bool:
