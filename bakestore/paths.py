@@ -15,7 +15,7 @@ from pathlib import Path
 
 import platformdirs
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, SourceError
 
 APP_NAME = "bakestore"
 
@@ -94,8 +94,6 @@ def own_files(db_path: Path) -> list[Path]:
 
 def refuse_own_file(path: Path, db_path: Path) -> None:
     """Raise SourceError if ``path`` is one of the database's own files (see :func:`own_files`)."""
-    from .errors import SourceError
-
     path = Path(path)
     if not path.exists():
         return
