@@ -917,11 +917,11 @@ def _audited(store: "Store", record: audit.AuditRecord, operation: str) -> Itera
         raise
 
 
-def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str], *, operation: str = "restore",
-                     dry_run: bool = False, allow_shrink: bool = False, max_loss: float = DEFAULT_MAX_LOSS,
-                     progress: Progress | None = None, audit_details: dict[str, Any] | None = None,
-                     confirm: Callable[[RestoreResult], bool] | None = None) -> RestoreResult:
-    """Replace the live database's content with ``source``'s, through the safe pipeline."""
+@contextlib.contextmanager
+def _operation(store: "Store", source: RowSource | str | os.PathLike[str], operation: str, dry_run: bool,
+               audit_details: dict[str, Any] | None) -> Iterator[tuple[audit.AuditRecord, float, RowSource]]:
+    """What every operation does first: audit (see :func:`_audited`), the operation lock, sweeping
+    what a killed run left, opening and verifying the source; and at the end, closing it."""
     live_path = store.path
     record = audit.AuditRecord(operation=operation, db_path=str(live_path), source=_describe(source),
                                details={**(audit_details or {}), "dry_run": dry_run})
@@ -929,11 +929,24 @@ def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str],
         remove_leftovers(live_path)
         row_source = open_source(source, live_path=live_path)
         record.source = row_source.label
-        fresh: FreshDatabase | None = None
         try:
             record.counts_before = _live_counts(store)
             row_source.verify()
             record.source_sha256 = row_source.checksum()
+            yield record, started, row_source
+        finally:
+            _close_source(row_source)
+
+
+def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str], *, operation: str = "restore",
+                     dry_run: bool = False, allow_shrink: bool = False, max_loss: float = DEFAULT_MAX_LOSS,
+                     progress: Progress | None = None, audit_details: dict[str, Any] | None = None,
+                     confirm: Callable[[RestoreResult], bool] | None = None) -> RestoreResult:
+    """Replace the live database's content with ``source``'s, through the safe pipeline."""
+    live_path = store.path
+    with _operation(store, source, operation, dry_run, audit_details) as (record, started, row_source):
+        fresh: FreshDatabase | None = None
+        try:
             _fault("after-verify")
             page_size = store.db.execute("PRAGMA page_size").fetchone()[0]
             # A replace makes this file a copy of the source's dataset: adopt its identity when it
@@ -983,7 +996,6 @@ def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str],
             _prune_quietly(live_path)
             return result
         finally:
-            _close_source(row_source)
             if fresh is not None:
                 _remove_db_files(fresh.path)
 
@@ -1106,17 +1118,9 @@ def merge(store: "Store", source: RowSource | str | os.PathLike[str], *, operati
     rolls the whole merge back. Tombstones in the source delete the rows they name when newer.
     """
     live_path = store.path
-    record = audit.AuditRecord(operation=operation, db_path=str(live_path), source=_describe(source),
-                               details={**(audit_details or {}), "dry_run": dry_run})
-    with _audited(store, record, operation) as started, store_lock(live_path):
-        remove_leftovers(live_path)
-        row_source = open_source(source, live_path=live_path)
-        record.source = row_source.label
+    with _operation(store, source, operation, dry_run, audit_details) as (record, started, row_source):
         scratch: FreshDatabase | None = None
         try:
-            record.counts_before = _live_counts(store)
-            row_source.verify()
-            record.source_sha256 = row_source.checksum()
             page_size = store.db.execute("PRAGMA page_size").fetchone()[0]
             scratch = build_fresh(live_path, row_source, page_size=page_size, meta={}, seed_stamp=None,
                                   registry=store.registry, progress=progress, check_foreign_keys=False)
@@ -1134,7 +1138,6 @@ def merge(store: "Store", source: RowSource | str | os.PathLike[str], *, operati
             _prune_quietly(live_path)
             return result
         finally:
-            _close_source(row_source)
             if scratch is not None:
                 _remove_db_files(scratch.path)
 

@@ -524,19 +524,26 @@ class Store:
 
     def insert_many(self, table: str, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Insert many rows in one transaction: all of them or none."""
-        spec = self.spec(table)
+        return self._batch(self.spec(table), rows, self._insert_one)
+
+    def _batch(self, spec: TableSpec, rows: Iterable[Mapping[str, Any]],
+               one: Callable[[TableSpec, Mapping[str, Any], str], dict[str, Any]]) -> list[dict[str, Any]]:
+        """Write rows one by one in one transaction; a failure names the row's position in the batch."""
         stored: list[dict[str, Any]] = []
         with self.write():
             now = self.now()
             for index, data in enumerate(rows):
                 try:
-                    values = self._prepare_new(spec, data, now)
-                    self._execute_insert(spec, values)
+                    stored.append(one(spec, data, now))
                 except ValidationError as exc:
                     exc.index = index
                     raise
-                stored.append(values)
         return stored
+
+    def _insert_one(self, spec: TableSpec, data: Mapping[str, Any], now: str) -> dict[str, Any]:
+        values = self._prepare_new(spec, data, now)
+        self._execute_insert(spec, values)
+        return values
 
     def _execute_insert(self, spec: TableSpec, values: Mapping[str, Any], *, replace: bool = False) -> None:
         columns = ", ".join(f'"{c}"' for c in spec.column_names)
@@ -553,17 +560,7 @@ class Store:
 
     def upsert_many(self, table: str, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Insert rows, or update the ones whose id (or natural key) already exists; one transaction."""
-        spec = self.spec(table)
-        stored: list[dict[str, Any]] = []
-        with self.write():
-            now = self.now()
-            for index, data in enumerate(rows):
-                try:
-                    stored.append(self._upsert_one(spec, data, now))
-                except ValidationError as exc:
-                    exc.index = index
-                    raise
-        return stored
+        return self._batch(self.spec(table), rows, self._upsert_one)
 
     def _upsert_one(self, spec: TableSpec, data: Mapping[str, Any], now: str) -> dict[str, Any]:
         """Update the row with this id (or natural key) if it exists, else insert it."""
@@ -577,9 +574,7 @@ class Store:
                                     [data[c] for c in spec.natural_key]).fetchone()
             existing_id = found[0] if found else None
         if existing_id is None:
-            values = self._prepare_new(spec, data, now)
-            self._execute_insert(spec, values)
-            return values
+            return self._insert_one(spec, data, now)
         return self._update(spec, existing_id, {k: v for k, v in data.items() if k != "id"}, now)
 
     def update(self, table: str, key: str, changes: Mapping[str, Any], *,
