@@ -6,7 +6,6 @@ recovered items that carry a deleted row's marker; no live row may ever be repor
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest

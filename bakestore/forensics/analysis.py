@@ -16,7 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .btree import PageView, WalkResult, walk_btree
 from .carve import Carver, PrefixLookup, Recovered, deduplicate, serial_templates
@@ -26,6 +26,9 @@ from .fileformat import (PARSE_ERRORS, SQLITE_MASTER, Header, TableSchema, decod
 from .freelist import FreelistInfo, lock_byte_page, pointer_map_pages, walk_freelist
 from .journal import JournalInfo, parse_journal, record_image
 from .wal import WalInfo, committed_overlay, frame_image, parse_shm, parse_wal
+
+if TYPE_CHECKING:
+    from .report import Report
 
 TOOL_VERSION = "bakestore-forensics 1"
 

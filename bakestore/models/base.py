@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 OnDelete = Literal["CASCADE", "RESTRICT", "SET NULL", "NO ACTION"]
 
@@ -211,22 +211,6 @@ Real = Annotated[float, BeforeValidator(_int_as_float), AfterValidator(_finite),
 Money = Annotated[float, BeforeValidator(_int_as_float), AfterValidator(_finite), Kind("real"),
                   Doc("money, in the user's currency")]
 RowVersion = Annotated[str, BeforeValidator(_version_text), Kind("text")]
-
-
-def Text(max_length: int | None = None) -> Any:  # noqa: N802 - reads like a type
-    """A text column, optionally with a maximum length (checked in Python, not in SQL)."""
-    return Annotated[str, Field(max_length=max_length), Kind("text")]
-
-
-def Code(length: int, regex: str, glob: str) -> Any:  # noqa: N802
-    """A short code checked by a regex in Python and the equivalent GLOB in SQL."""
-    return Annotated[str, Field(max_length=length, pattern=regex), SqlGlob(glob), Kind("text")]
-
-
-def Ref(table: str, on_delete: OnDelete = "RESTRICT", *, cycle: bool = False) -> Any:  # noqa: N802
-    """A foreign key column holding the referenced row's UUID."""
-    return Annotated[str, BeforeValidator(_uuid_text), Kind("uuid"),
-                     FK(table, on_delete, cycle)]
 
 
 # --------------------------------------------------------------------------- the row base

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from annotated_types import MaxLen
+from pydantic import Field
 
-from .base import JSON, Bool, Code, Real, Ref, Row, TableMeta, Text
+from .base import Bool, FK, JSON, Real, Row, SqlGlob, TableMeta, UUID
 
 HierarchyLevel = Literal[0, 1, 2]
 
@@ -19,21 +21,21 @@ class Ingredient(Row):
         uniques=(("display_name",), ("slug",)),
     )
 
-    display_name: Text(200)
-    slug: Text(200) | None = None
-    parent_ingredient_id: Ref("ingredients", "NO ACTION", cycle=True) | None = None
+    display_name: Annotated[str, MaxLen(200)]
+    slug: Annotated[str, MaxLen(200)] | None = None
+    parent_ingredient_id: Annotated[UUID, FK("ingredients", "NO ACTION", cycle=True)] | None = None
     hierarchy_level: HierarchyLevel = 2
-    category: Text(100)
+    category: Annotated[str, MaxLen(100)]
     description: str | None = None
     notes: str | None = None
-    foodon_id: Text(50) | None = None
-    foodex2_code: Text(50) | None = None
+    foodon_id: Annotated[str, MaxLen(50)] | None = None
+    foodex2_code: Annotated[str, MaxLen(50)] | None = None
     langual_terms: JSON | None = None
     fdc_ids: JSON | None = None
     density_volume_value: Real | None = None
-    density_volume_unit: Text(20) | None = None
+    density_volume_unit: Annotated[str, MaxLen(20)] | None = None
     density_weight_value: Real | None = None
-    density_weight_unit: Text(20) | None = None
+    density_weight_unit: Annotated[str, MaxLen(20)] | None = None
     moisture_pct: Real | None = None
     allergens: JSON | None = None
 
@@ -46,9 +48,9 @@ class IngredientAlias(Row):
         description="Alternative names of ingredients, optionally per locale.",
     )
 
-    ingredient_id: Ref("ingredients", "CASCADE")
-    alias: Text(200)
-    locale: Text(10) | None = None
+    ingredient_id: Annotated[UUID, FK("ingredients", "CASCADE")]
+    alias: Annotated[str, MaxLen(200)]
+    locale: Annotated[str, MaxLen(10)] | None = None
 
 
 class IngredientCrosswalk(Row):
@@ -60,9 +62,9 @@ class IngredientCrosswalk(Row):
         indexes=(("system", "code"),),
     )
 
-    ingredient_id: Ref("ingredients", "CASCADE")
-    system: Text(50)
-    code: Text(100)
+    ingredient_id: Annotated[UUID, FK("ingredients", "CASCADE")]
+    system: Annotated[str, MaxLen(50)]
+    code: Annotated[str, MaxLen(100)]
     meta: JSON | None = None
 
 
@@ -76,26 +78,26 @@ class Product(Row):
                  ("slug",), ("gtin",)),
     )
 
-    ingredient_id: Ref("ingredients", "CASCADE")
-    brand: Text(200) | None = None
-    product_name: Text(200) | None = None
-    package_size: Text(100) | None = None
-    package_type: Text(50) | None = None
-    package_unit: Text(50)
+    ingredient_id: Annotated[UUID, FK("ingredients", "CASCADE")]
+    brand: Annotated[str, MaxLen(200)] | None = None
+    product_name: Annotated[str, MaxLen(200)] | None = None
+    package_size: Annotated[str, MaxLen(100)] | None = None
+    package_type: Annotated[str, MaxLen(50)] | None = None
+    package_unit: Annotated[str, MaxLen(50)]
     package_unit_quantity: Real
-    upc_code: Text(20) | None = None
-    slug: Text(200) | None = None
-    supplier: Text(200) | None = None
-    supplier_sku: Text(100) | None = None
-    gtin: Text(20) | None = None
-    brand_owner: Text(200) | None = None
-    gpc_brick_code: Text(20) | None = None
+    upc_code: Annotated[str, MaxLen(20)] | None = None
+    slug: Annotated[str, MaxLen(200)] | None = None
+    supplier: Annotated[str, MaxLen(200)] | None = None
+    supplier_sku: Annotated[str, MaxLen(100)] | None = None
+    gtin: Annotated[str, MaxLen(20)] | None = None
+    brand_owner: Annotated[str, MaxLen(200)] | None = None
+    gpc_brick_code: Annotated[str, MaxLen(20)] | None = None
     net_content_value: Real | None = None
-    net_content_uom: Text(20) | None = None
-    country_of_sale: Text(3) | None = None
-    off_id: Text(50) | None = None
+    net_content_uom: Annotated[str, MaxLen(20)] | None = None
+    country_of_sale: Annotated[str, MaxLen(3)] | None = None
+    off_id: Annotated[str, MaxLen(50)] | None = None
     preferred: Bool = False
-    preferred_supplier_id: Ref("suppliers", "SET NULL") | None = None
+    preferred_supplier_id: Annotated[UUID, FK("suppliers", "SET NULL")] | None = None
     is_hidden: Bool = False
     is_provisional: Bool = False
     notes: str | None = None
@@ -109,10 +111,10 @@ class ProductPackaging(Row):
         description="GS1 packaging levels of products.",
     )
 
-    product_id: Ref("products", "CASCADE")
+    product_id: Annotated[UUID, FK("products", "CASCADE")]
     packaging_level: Literal["each", "inner", "case", "pallet"]
-    packaging_type_code: Text(20) | None = None
-    packaging_material_code: Text(20) | None = None
+    packaging_type_code: Annotated[str, MaxLen(20)] | None = None
+    packaging_material_code: Annotated[str, MaxLen(20)] | None = None
     qty_of_next_lower_level: int | None = None
     dimensions_l_w_h_uom: JSON | None = None
     gross_weight_value_uom: JSON | None = None
@@ -128,13 +130,13 @@ class Supplier(Row):
         indexes=(("name", "city"),),
     )
 
-    name: Text(200)
-    slug: Text(100)
+    name: Annotated[str, MaxLen(200)]
+    slug: Annotated[str, MaxLen(100)]
     supplier_type: Literal["physical", "online"] = "physical"
-    website_url: Text(500) | None = None
-    street_address: Text(200) | None = None
-    city: Text(100) | None = None
-    state: Code(2, r"^[A-Z]{2}$", "[A-Z][A-Z]") | None = None
-    zip_code: Text(10) | None = None
+    website_url: Annotated[str, MaxLen(500)] | None = None
+    street_address: Annotated[str, MaxLen(200)] | None = None
+    city: Annotated[str, MaxLen(100)] | None = None
+    state: Annotated[str, MaxLen(2), Field(pattern=r"^[A-Z]{2}$"), SqlGlob("[A-Z][A-Z]")] | None = None
+    zip_code: Annotated[str, MaxLen(10)] | None = None
     notes: str | None = None
     is_active: Bool = True

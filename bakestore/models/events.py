@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .base import JSON, Bool, Date, Ref, Row, TableMeta, Text, Timestamp
+from annotated_types import MaxLen
+
+from .base import Bool, Date, FK, JSON, Row, TableMeta, Timestamp, UUID
 
 PlanState = Literal["draft", "locked", "in_production", "completed"]
 OutputMode = Literal["bulk_count", "bundled"]
@@ -24,7 +26,7 @@ class Event(Row):
         description="Baking occasions (e.g. Christmas 2025) with their output mode and plan state.",
     )
 
-    name: Text(200)
+    name: Annotated[str, MaxLen(200)]
     event_date: Date
     year: int
     notes: str | None = None
@@ -41,8 +43,8 @@ class Recipient(Row):
         description="People or households who receive gift packages (names are not unique).",
     )
 
-    name: Text(200)
-    household_name: Text(200) | None = None
+    name: Annotated[str, MaxLen(200)]
+    household_name: Annotated[str, MaxLen(200)] | None = None
     address: str | None = None
     notes: str | None = None
 
@@ -55,13 +57,13 @@ class EventRecipientPackage(Row):
         description="Which recipient receives which package at which event, with status and fulfillment status.",
     )
 
-    event_id: Ref("events", "CASCADE")
-    recipient_id: Ref("recipients", "RESTRICT")
-    package_id: Ref("packages", "RESTRICT")
+    event_id: Annotated[UUID, FK("events", "CASCADE")]
+    recipient_id: Annotated[UUID, FK("recipients", "RESTRICT")]
+    package_id: Annotated[UUID, FK("packages", "RESTRICT")]
     quantity: int = 1
     notes: str | None = None
     status: PackageStatus = "pending"
-    delivered_to: Text(500) | None = None
+    delivered_to: Annotated[str, MaxLen(500)] | None = None
     fulfillment_status: FulfillmentStatus = "pending"
 
 
@@ -74,11 +76,11 @@ class EventProductionTarget(Row):
         uniques=(("event_id", "recipe_id"),),
     )
 
-    event_id: Ref("events", "CASCADE")
-    recipe_id: Ref("recipes", "RESTRICT")
+    event_id: Annotated[UUID, FK("events", "CASCADE")]
+    recipe_id: Annotated[UUID, FK("recipes", "RESTRICT")]
     target_batches: int = Field(gt=0)
     notes: str | None = None
-    recipe_snapshot_id: Ref("recipe_snapshots", "RESTRICT") | None = None
+    recipe_snapshot_id: Annotated[UUID, FK("recipe_snapshots", "RESTRICT")] | None = None
 
 
 class EventAssemblyTarget(Row):
@@ -90,11 +92,11 @@ class EventAssemblyTarget(Row):
         uniques=(("event_id", "finished_good_id"),),
     )
 
-    event_id: Ref("events", "CASCADE")
-    finished_good_id: Ref("finished_goods", "RESTRICT")
+    event_id: Annotated[UUID, FK("events", "CASCADE")]
+    finished_good_id: Annotated[UUID, FK("finished_goods", "RESTRICT")]
     target_quantity: int = Field(gt=0)
     notes: str | None = None
-    finished_good_snapshot_id: Ref("finished_good_snapshots", "RESTRICT") | None = None
+    finished_good_snapshot_id: Annotated[UUID, FK("finished_good_snapshots", "RESTRICT")] | None = None
 
 
 class EventRecipe(Row):
@@ -106,8 +108,8 @@ class EventRecipe(Row):
         uniques=(("event_id", "recipe_id"),),
     )
 
-    event_id: Ref("events", "CASCADE")
-    recipe_id: Ref("recipes", "RESTRICT")
+    event_id: Annotated[UUID, FK("events", "CASCADE")]
+    recipe_id: Annotated[UUID, FK("recipes", "RESTRICT")]
 
 
 class EventFinishedGood(Row):
@@ -119,8 +121,8 @@ class EventFinishedGood(Row):
         uniques=(("event_id", "finished_good_id"),),
     )
 
-    event_id: Ref("events", "CASCADE")
-    finished_good_id: Ref("finished_goods", "RESTRICT")
+    event_id: Annotated[UUID, FK("events", "CASCADE")]
+    finished_good_id: Annotated[UUID, FK("finished_goods", "RESTRICT")]
     quantity: int = Field(gt=0)
 
 
@@ -133,9 +135,9 @@ class BatchDecision(Row):
         uniques=(("event_id", "finished_unit_id"),),
     )
 
-    event_id: Ref("events", "CASCADE")
-    recipe_id: Ref("recipes", "RESTRICT")
-    finished_unit_id: Ref("finished_units", "CASCADE")
+    event_id: Annotated[UUID, FK("events", "CASCADE")]
+    recipe_id: Annotated[UUID, FK("recipes", "RESTRICT")]
+    finished_unit_id: Annotated[UUID, FK("finished_units", "CASCADE")]
     batches: int = Field(gt=0)
 
 
@@ -147,7 +149,7 @@ class PlanAmendment(Row):
         description="Changes made to an event plan after locking (drop/add finished good, modify batches), as JSON.",
     )
 
-    event_id: Ref("events", "CASCADE")
+    event_id: Annotated[UUID, FK("events", "CASCADE")]
     amendment_type: AmendmentType
     amendment_data: JSON
     reason: str | None = None
@@ -162,7 +164,7 @@ class PlanSnapshot(Row):
         uniques=(("event_id",),),
     )
 
-    event_id: Ref("events", "CASCADE")
+    event_id: Annotated[UUID, FK("events", "CASCADE")]
     snapshot_data: JSON
 
 
@@ -174,7 +176,7 @@ class PlanningSnapshot(Row):
         description="Containers of definition snapshots (original/current); kept with no event when the event is deleted.",
     )
 
-    event_id: Ref("events", "SET NULL") | None = None
+    event_id: Annotated[UUID, FK("events", "SET NULL")] | None = None
     notes: str | None = None
     snapshot_type: SnapshotType | None = None
     snapshot_data: JSON | None = None
@@ -188,8 +190,8 @@ class ProductionPlanSnapshot(Row):
         description="Calculated production plans: calculation time, input hash and shopping-done flags.",
     )
 
-    event_id: Ref("events", "CASCADE")
+    event_id: Annotated[UUID, FK("events", "CASCADE")]
     calculated_at: Timestamp
-    input_hash: Text(64) | None = None
+    input_hash: Annotated[str, MaxLen(64)] | None = None
     shopping_complete: Bool = False
     shopping_completed_at: Timestamp | None = None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .base import Date, Money, Real, Ref, Row, TableMeta, Text, Timestamp
+from annotated_types import MaxLen
+
+from .base import Date, FK, Money, Real, Row, TableMeta, Timestamp, UUID
 
 DepletionReason = Literal["production", "assembly", "spoilage", "gift", "correction", "ad_hoc_usage", "other"]
 
@@ -20,8 +22,8 @@ class Purchase(Row):
         indexes=(("product_id", "purchase_date"),),
     )
 
-    product_id: Ref("products", "RESTRICT")
-    supplier_id: Ref("suppliers", "RESTRICT")
+    product_id: Annotated[UUID, FK("products", "RESTRICT")]
+    supplier_id: Annotated[UUID, FK("suppliers", "RESTRICT")]
     purchase_date: Date
     unit_price: Money = Field(ge=0)
     quantity_purchased: int = Field(gt=0)
@@ -36,15 +38,15 @@ class InventoryItem(Row):
         description="FIFO food inventory lots: quantity on hand in package units and cost per unit.",
     )
 
-    product_id: Ref("products", "CASCADE")
-    purchase_id: Ref("purchases", "RESTRICT") | None = None
+    product_id: Annotated[UUID, FK("products", "CASCADE")]
+    purchase_id: Annotated[UUID, FK("purchases", "RESTRICT")] | None = None
     quantity: Real = 0.0
     unit_cost: Money | None = None
     purchase_date: Date | None = None
     expiration_date: Date | None = None
     opened_date: Date | None = None
-    location: Text(100) | None = None
-    lot_or_batch: Text(100) | None = None
+    location: Annotated[str, MaxLen(100)] | None = None
+    lot_or_batch: Annotated[str, MaxLen(100)] | None = None
     notes: str | None = None
     last_updated: Timestamp
 
@@ -57,13 +59,13 @@ class InventoryDepletion(Row):
         description="Audit trail of food lot decrements with reason, quantity and cost.",
     )
 
-    inventory_item_id: Ref("inventory_items", "CASCADE")
+    inventory_item_id: Annotated[UUID, FK("inventory_items", "CASCADE")]
     quantity_depleted: Real = Field(gt=0)
     depletion_reason: DepletionReason
     depletion_date: Timestamp
     notes: str | None = None
     cost: Money
-    created_by: Text(100) | None = None
+    created_by: Annotated[str, MaxLen(100)] | None = None
 
 
 class InventorySnapshot(Row):
@@ -74,7 +76,7 @@ class InventorySnapshot(Row):
         description="Named point-in-time ingredient counts (older feature).",
     )
 
-    name: Text(200)
+    name: Annotated[str, MaxLen(200)]
     snapshot_date: Timestamp
     description: str | None = None
 
@@ -87,9 +89,9 @@ class SnapshotIngredient(Row):
         description="Ingredient counts of an inventory snapshot, with copies of the ingredient and parent names.",
     )
 
-    snapshot_id: Ref("inventory_snapshots", "CASCADE")
-    ingredient_id: Ref("ingredients", "SET NULL") | None = None
+    snapshot_id: Annotated[UUID, FK("inventory_snapshots", "CASCADE")]
+    ingredient_id: Annotated[UUID, FK("ingredients", "SET NULL")] | None = None
     quantity: Real = 0.0
-    ingredient_name_snapshot: Text(200) | None = None
-    parent_l1_name_snapshot: Text(200) | None = None
-    parent_l0_name_snapshot: Text(200) | None = None
+    ingredient_name_snapshot: Annotated[str, MaxLen(200)] | None = None
+    parent_l1_name_snapshot: Annotated[str, MaxLen(200)] | None = None
+    parent_l0_name_snapshot: Annotated[str, MaxLen(200)] | None = None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .base import Bool, Date, Money, Real, Ref, Row, TableMeta, Text
+from annotated_types import MaxLen
+
+from .base import Bool, Date, FK, Money, Real, Row, TableMeta, UUID
 
 BaseUnitType = Literal["each", "linear_cm", "square_cm"]
 
@@ -20,8 +22,8 @@ class MaterialCategory(Row):
         uniques=(("name",), ("slug",)),
     )
 
-    name: Text(100)
-    slug: Text(100)
+    name: Annotated[str, MaxLen(100)]
+    slug: Annotated[str, MaxLen(100)]
     description: str | None = None
     sort_order: int = 0
 
@@ -35,9 +37,9 @@ class MaterialSubcategory(Row):
         uniques=(("slug",), ("category_id", "name")),
     )
 
-    category_id: Ref("material_categories", "CASCADE")
-    name: Text(100)
-    slug: Text(100)
+    category_id: Annotated[UUID, FK("material_categories", "CASCADE")]
+    name: Annotated[str, MaxLen(100)]
+    slug: Annotated[str, MaxLen(100)]
     description: str | None = None
     sort_order: int = 0
 
@@ -51,9 +53,9 @@ class Material(Row):
         uniques=(("slug",),),
     )
 
-    subcategory_id: Ref("material_subcategories", "CASCADE")
-    name: Text(200)
-    slug: Text(200)
+    subcategory_id: Annotated[UUID, FK("material_subcategories", "CASCADE")]
+    name: Annotated[str, MaxLen(200)]
+    slug: Annotated[str, MaxLen(200)]
     description: str | None = None
     base_unit_type: BaseUnitType
     notes: str | None = None
@@ -68,14 +70,14 @@ class MaterialProduct(Row):
         uniques=(("slug",),),
     )
 
-    material_id: Ref("materials", "CASCADE")
-    supplier_id: Ref("suppliers", "SET NULL") | None = None
-    name: Text(200)
-    slug: Text(200) | None = None
-    brand: Text(100) | None = None
-    sku: Text(100) | None = None
+    material_id: Annotated[UUID, FK("materials", "CASCADE")]
+    supplier_id: Annotated[UUID, FK("suppliers", "SET NULL")] | None = None
+    name: Annotated[str, MaxLen(200)]
+    slug: Annotated[str, MaxLen(200)] | None = None
+    brand: Annotated[str, MaxLen(100)] | None = None
+    sku: Annotated[str, MaxLen(100)] | None = None
     package_quantity: Real = Field(gt=0)
-    package_unit: Text(20)
+    package_unit: Annotated[str, MaxLen(20)]
     quantity_in_base_units: Real = Field(gt=0)
     is_hidden: Bool = False
     is_provisional: Bool = False
@@ -91,9 +93,9 @@ class MaterialUnit(Row):
         uniques=(("material_product_id", "slug"), ("material_product_id", "name")),
     )
 
-    material_product_id: Ref("material_products", "CASCADE")
-    name: Text(200)
-    slug: Text(200)
+    material_product_id: Annotated[UUID, FK("material_products", "CASCADE")]
+    name: Annotated[str, MaxLen(200)]
+    slug: Annotated[str, MaxLen(200)]
     quantity_per_unit: Real = Field(gt=0)
     description: str | None = None
 
@@ -106,8 +108,8 @@ class MaterialPurchase(Row):
         description="Material purchases (immutable); each creates exactly one material inventory lot.",
     )
 
-    product_id: Ref("material_products", "RESTRICT")
-    supplier_id: Ref("suppliers", "RESTRICT")
+    product_id: Annotated[UUID, FK("material_products", "RESTRICT")]
+    supplier_id: Annotated[UUID, FK("suppliers", "RESTRICT")]
     purchase_date: Date
     packages_purchased: int = Field(gt=0)
     package_price: Money = Field(ge=0)
@@ -124,13 +126,13 @@ class MaterialInventoryItem(Row):
         description="FIFO material inventory lots, counted in base units and consumed oldest first.",
     )
 
-    material_product_id: Ref("material_products", "CASCADE")
-    material_purchase_id: Ref("material_purchases", "RESTRICT")
+    material_product_id: Annotated[UUID, FK("material_products", "CASCADE")]
+    material_purchase_id: Annotated[UUID, FK("material_purchases", "RESTRICT")]
     quantity_purchased: Real = Field(gt=0)
     quantity_remaining: Real = Field(ge=0)
     cost_per_unit: Money = Field(ge=0)
     purchase_date: Date
-    location: Text(100) | None = None
+    location: Annotated[str, MaxLen(100)] | None = None
     notes: str | None = None
 
 
@@ -142,14 +144,14 @@ class MaterialConsumption(Row):
         description="Immutable ledger of materials consumed by assembly runs, with name copies kept for history.",
     )
 
-    assembly_run_id: Ref("assembly_runs", "CASCADE")
-    product_id: Ref("material_products", "SET NULL") | None = None
-    inventory_item_id: Ref("material_inventory_items", "RESTRICT") | None = None
+    assembly_run_id: Annotated[UUID, FK("assembly_runs", "CASCADE")]
+    product_id: Annotated[UUID, FK("material_products", "SET NULL")] | None = None
+    inventory_item_id: Annotated[UUID, FK("material_inventory_items", "RESTRICT")] | None = None
     quantity_consumed: Real = Field(gt=0)
     unit_cost: Money
     total_cost: Money = Field(ge=0)
-    product_name: Text(200)
-    material_name: Text(200)
-    subcategory_name: Text(100)
-    category_name: Text(100)
-    supplier_name: Text(200) | None = None
+    product_name: Annotated[str, MaxLen(200)]
+    material_name: Annotated[str, MaxLen(200)]
+    subcategory_name: Annotated[str, MaxLen(100)]
+    category_name: Annotated[str, MaxLen(100)]
+    supplier_name: Annotated[str, MaxLen(200)] | None = None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .base import Bool, Money, Real, Ref, Row, TableMeta, Text, Timestamp
+from annotated_types import MaxLen
+
+from .base import Bool, FK, Money, Real, Row, TableMeta, Timestamp, UUID
 
 ProductionStatus = Literal["complete", "partial_loss", "total_loss"]
 LossCategory = Literal["burnt", "broken", "contaminated", "dropped", "wrong_ingredients", "other"]
@@ -21,10 +23,10 @@ class ProductionRun(Row):
         description="Bakes of a recipe: batches, expected and actual yield, status, losses and ingredient cost.",
     )
 
-    recipe_id: Ref("recipes", "RESTRICT")
-    finished_unit_id: Ref("finished_units", "RESTRICT")
-    event_id: Ref("events", "RESTRICT") | None = None
-    recipe_snapshot_id: Ref("recipe_snapshots", "RESTRICT", cycle=True) | None = None
+    recipe_id: Annotated[UUID, FK("recipes", "RESTRICT")]
+    finished_unit_id: Annotated[UUID, FK("finished_units", "RESTRICT")]
+    event_id: Annotated[UUID, FK("events", "RESTRICT")] | None = None
+    recipe_snapshot_id: Annotated[UUID, FK("recipe_snapshots", "RESTRICT", cycle=True)] | None = None
     num_batches: int = Field(gt=0)
     expected_yield: int = Field(ge=0)
     actual_yield: int = Field(ge=0)
@@ -44,10 +46,10 @@ class ProductionConsumption(Row):
         description="Ingredients consumed by production runs (ingredient kept as slug text), with cost.",
     )
 
-    production_run_id: Ref("production_runs", "CASCADE")
-    ingredient_slug: Text(100)
+    production_run_id: Annotated[UUID, FK("production_runs", "CASCADE")]
+    ingredient_slug: Annotated[str, MaxLen(100)]
     quantity_consumed: Real = Field(gt=0)
-    unit: Text(50)
+    unit: Annotated[str, MaxLen(50)]
     total_cost: Money = Field(ge=0)
 
 
@@ -59,8 +61,8 @@ class ProductionLoss(Row):
         description="Production losses of finished units with category, quantity and cost.",
     )
 
-    production_run_id: Ref("production_runs", "SET NULL") | None = None
-    finished_unit_id: Ref("finished_units", "RESTRICT")
+    production_run_id: Annotated[UUID, FK("production_runs", "SET NULL")] | None = None
+    finished_unit_id: Annotated[UUID, FK("finished_units", "RESTRICT")]
     loss_category: LossCategory = "other"
     loss_quantity: int = Field(gt=0)
     notes: str | None = None
@@ -77,8 +79,8 @@ class ProductionRecord(Row):
         indexes=(("event_id", "recipe_id"),),
     )
 
-    event_id: Ref("events", "CASCADE")
-    recipe_id: Ref("recipes", "RESTRICT")
+    event_id: Annotated[UUID, FK("events", "CASCADE")]
+    recipe_id: Annotated[UUID, FK("recipes", "RESTRICT")]
     batches: int = Field(gt=0)
     actual_cost: Money = Field(default=0.0, ge=0)
     produced_at: Timestamp
@@ -93,9 +95,9 @@ class AssemblyRun(Row):
         description="Assemblies of finished goods with quantity and component cost totals.",
     )
 
-    finished_good_id: Ref("finished_goods", "RESTRICT")
-    event_id: Ref("events", "RESTRICT") | None = None
-    finished_good_snapshot_id: Ref("finished_good_snapshots", "RESTRICT", cycle=True) | None = None
+    finished_good_id: Annotated[UUID, FK("finished_goods", "RESTRICT")]
+    event_id: Annotated[UUID, FK("events", "RESTRICT")] | None = None
+    finished_good_snapshot_id: Annotated[UUID, FK("finished_good_snapshots", "RESTRICT", cycle=True)] | None = None
     quantity_assembled: int = Field(gt=0)
     assembled_at: Timestamp
     notes: str | None = None
@@ -113,8 +115,8 @@ class AssemblyFinishedUnitConsumption(Row):
         description="Finished units consumed by assembly runs, with cost at consumption.",
     )
 
-    assembly_run_id: Ref("assembly_runs", "CASCADE")
-    finished_unit_id: Ref("finished_units", "RESTRICT")
+    assembly_run_id: Annotated[UUID, FK("assembly_runs", "CASCADE")]
+    finished_unit_id: Annotated[UUID, FK("finished_units", "RESTRICT")]
     quantity_consumed: int = Field(gt=0)
     unit_cost_at_consumption: Money = Field(ge=0)
     total_cost: Money = Field(ge=0)
@@ -128,8 +130,8 @@ class AssemblyFinishedGoodConsumption(Row):
         description="Finished goods (nested bundles) consumed by assembly runs, with cost at consumption.",
     )
 
-    assembly_run_id: Ref("assembly_runs", "CASCADE")
-    finished_good_id: Ref("finished_goods", "RESTRICT")
+    assembly_run_id: Annotated[UUID, FK("assembly_runs", "CASCADE")]
+    finished_good_id: Annotated[UUID, FK("finished_goods", "RESTRICT")]
     quantity_consumed: int = Field(gt=0)
     unit_cost_at_consumption: Money = Field(ge=0)
     total_cost: Money = Field(ge=0)
@@ -143,10 +145,10 @@ class AssemblyPackagingConsumption(Row):
         description="Packaging products consumed by assembly runs, with quantity, unit and cost.",
     )
 
-    assembly_run_id: Ref("assembly_runs", "CASCADE")
-    product_id: Ref("products", "RESTRICT")
+    assembly_run_id: Annotated[UUID, FK("assembly_runs", "CASCADE")]
+    product_id: Annotated[UUID, FK("products", "RESTRICT")]
     quantity_consumed: Real = Field(gt=0)
-    unit: Text(50)
+    unit: Annotated[str, MaxLen(50)]
     total_cost: Money = Field(ge=0)
 
 
@@ -162,8 +164,8 @@ class FinishedGoodsAdjustment(Row):
         ),
     )
 
-    finished_unit_id: Ref("finished_units", "CASCADE") | None = None
-    finished_good_id: Ref("finished_goods", "CASCADE") | None = None
+    finished_unit_id: Annotated[UUID, FK("finished_units", "CASCADE")] | None = None
+    finished_good_id: Annotated[UUID, FK("finished_goods", "CASCADE")] | None = None
     quantity_change: int
     previous_count: int
     new_count: int = Field(ge=0)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .base import Bool, Real, Ref, Row, TableMeta, Text, Timestamp
+from annotated_types import MaxLen
+
+from .base import Bool, FK, Real, Row, TableMeta, Timestamp, UUID
 
 YieldMode = Literal["discrete_count", "batch_portion"]
 YieldType = Literal["EA", "SERVING"]
@@ -23,16 +25,16 @@ class Recipe(Row):
         checks=("base_recipe_id IS NULL OR base_recipe_id != id",),
     )
 
-    name: Text(200)
-    slug: Text(200)
-    previous_slug: Text(200) | None = None
-    category: Text(100)
-    source: Text(500) | None = None
+    name: Annotated[str, MaxLen(200)]
+    slug: Annotated[str, MaxLen(200)]
+    previous_slug: Annotated[str, MaxLen(200)] | None = None
+    category: Annotated[str, MaxLen(100)]
+    source: Annotated[str, MaxLen(500)] | None = None
     estimated_time_minutes: int | None = None
     notes: str | None = None
     is_archived: Bool = False
-    base_recipe_id: Ref("recipes", "SET NULL", cycle=True) | None = None
-    variant_name: Text(100) | None = None
+    base_recipe_id: Annotated[UUID, FK("recipes", "SET NULL", cycle=True)] | None = None
+    variant_name: Annotated[str, MaxLen(100)] | None = None
     is_production_ready: Bool = False
 
 
@@ -44,11 +46,11 @@ class RecipeIngredient(Row):
         description="Ingredient lines of recipes (quantity and unit code).",
     )
 
-    recipe_id: Ref("recipes", "CASCADE")
-    ingredient_id: Ref("ingredients", "RESTRICT")
+    recipe_id: Annotated[UUID, FK("recipes", "CASCADE")]
+    ingredient_id: Annotated[UUID, FK("ingredients", "RESTRICT")]
     quantity: Real
-    unit: Text(50)
-    notes: Text(500) | None = None
+    unit: Annotated[str, MaxLen(50)]
+    notes: Annotated[str, MaxLen(500)] | None = None
 
 
 class RecipeComponent(Row):
@@ -62,10 +64,10 @@ class RecipeComponent(Row):
         indexes=(("recipe_id", "sort_order"),),
     )
 
-    recipe_id: Ref("recipes", "CASCADE")
-    component_recipe_id: Ref("recipes", "RESTRICT")
+    recipe_id: Annotated[UUID, FK("recipes", "CASCADE")]
+    component_recipe_id: Annotated[UUID, FK("recipes", "RESTRICT")]
     quantity: Real = Field(default=1.0, gt=0)
-    notes: Text(500) | None = None
+    notes: Annotated[str, MaxLen(500)] | None = None
     sort_order: int = 0
 
 
@@ -79,18 +81,18 @@ class FinishedUnit(Row):
         indexes=(("recipe_id", "inventory_count"),),
     )
 
-    slug: Text(100)
-    display_name: Text(200)
+    slug: Annotated[str, MaxLen(100)]
+    display_name: Annotated[str, MaxLen(200)]
     description: str | None = None
-    recipe_id: Ref("recipes", "CASCADE")
+    recipe_id: Annotated[UUID, FK("recipes", "CASCADE")]
     yield_mode: YieldMode = "discrete_count"
     yield_type: YieldType = "SERVING"
     items_per_batch: int | None = Field(default=None, gt=0)
-    item_unit: Text(50) | None = None
+    item_unit: Annotated[str, MaxLen(50)] | None = None
     batch_percentage: Real | None = Field(default=None, gt=0, le=100)
-    portion_description: Text(200) | None = None
+    portion_description: Annotated[str, MaxLen(200)] | None = None
     inventory_count: int = Field(default=0, ge=0)
-    category: Text(100) | None = None
+    category: Annotated[str, MaxLen(100)] | None = None
     production_notes: str | None = None
     notes: str | None = None
 
@@ -104,8 +106,8 @@ class FinishedGood(Row):
         uniques=(("slug",),),
     )
 
-    slug: Text(100)
-    display_name: Text(200)
+    slug: Annotated[str, MaxLen(100)]
+    display_name: Annotated[str, MaxLen(200)]
     description: str | None = None
     assembly_type: AssemblyType = "bundle"
     packaging_instructions: str | None = None
@@ -131,12 +133,12 @@ class Composition(Row):
         indexes=(("assembly_id", "sort_order"),),
     )
 
-    assembly_id: Ref("finished_goods", "CASCADE") | None = None
-    package_id: Ref("packages", "CASCADE") | None = None
-    finished_unit_id: Ref("finished_units", "CASCADE") | None = None
-    finished_good_id: Ref("finished_goods", "CASCADE") | None = None
-    packaging_product_id: Ref("products", "RESTRICT") | None = None
-    material_unit_id: Ref("material_units", "RESTRICT") | None = None
+    assembly_id: Annotated[UUID, FK("finished_goods", "CASCADE")] | None = None
+    package_id: Annotated[UUID, FK("packages", "CASCADE")] | None = None
+    finished_unit_id: Annotated[UUID, FK("finished_units", "CASCADE")] | None = None
+    finished_good_id: Annotated[UUID, FK("finished_goods", "CASCADE")] | None = None
+    packaging_product_id: Annotated[UUID, FK("products", "RESTRICT")] | None = None
+    material_unit_id: Annotated[UUID, FK("material_units", "RESTRICT")] | None = None
     component_quantity: Real = Field(default=1.0, gt=0)
     component_notes: str | None = None
     sort_order: int = Field(default=0, ge=0)
@@ -152,8 +154,8 @@ class CompositionAssignment(Row):
         uniques=(("composition_id", "inventory_item_id"),),
     )
 
-    composition_id: Ref("compositions", "CASCADE")
-    inventory_item_id: Ref("inventory_items", "RESTRICT")
+    composition_id: Annotated[UUID, FK("compositions", "CASCADE")]
+    inventory_item_id: Annotated[UUID, FK("inventory_items", "RESTRICT")]
     quantity_assigned: Real = Field(gt=0)
     assigned_at: Timestamp
 
@@ -166,7 +168,7 @@ class Package(Row):
         description="Gift package definitions (names are not unique; some are templates).",
     )
 
-    name: Text(200)
+    name: Annotated[str, MaxLen(200)]
     description: str | None = None
     is_template: Bool = False
     notes: str | None = None
@@ -180,6 +182,6 @@ class PackageFinishedGood(Row):
         description="Finished goods contained in packages (legacy route; compositions are the newer one).",
     )
 
-    package_id: Ref("packages", "CASCADE")
-    finished_good_id: Ref("finished_goods", "RESTRICT")
+    package_id: Annotated[UUID, FK("packages", "CASCADE")]
+    finished_good_id: Annotated[UUID, FK("finished_goods", "RESTRICT")]
     quantity: int = 1

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .base import Row, TableMeta, Text
+from annotated_types import MaxLen
+
+from .base import Row, TableMeta
 
 UnitCategory = Literal["weight", "volume", "count", "package"]
 
@@ -20,11 +22,11 @@ class Unit(Row):
         uniques=(("code",),),
     )
 
-    code: Text(20)
-    display_name: Text(50)
-    symbol: Text(20)
+    code: Annotated[str, MaxLen(20)]
+    display_name: Annotated[str, MaxLen(50)]
+    symbol: Annotated[str, MaxLen(20)]
     category: UnitCategory
-    un_cefact_code: Text(10) | None = None
+    un_cefact_code: Annotated[str, MaxLen(10)] | None = None
     sort_order: int = 0
 
 
@@ -37,7 +39,7 @@ class RecipeCategory(Row):
         uniques=(("name",), ("slug",)),
     )
 
-    name: Text(100)
-    slug: Text(100)
+    name: Annotated[str, MaxLen(100)]
+    slug: Annotated[str, MaxLen(100)]
     description: str | None = None
     sort_order: int = Field(default=0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .base import Bool, Real, Ref, Row, TableMeta, Timestamp
+from typing import Annotated
+
+from .base import Bool, FK, Real, Row, TableMeta, Timestamp, UUID
 
 
 class RecipeSnapshot(Row):
@@ -14,8 +16,8 @@ class RecipeSnapshot(Row):
         uniques=(("production_run_id",),),
     )
 
-    recipe_id: Ref("recipes", "RESTRICT")
-    production_run_id: Ref("production_runs", "CASCADE") | None = None
+    recipe_id: Annotated[UUID, FK("recipes", "RESTRICT")]
+    production_run_id: Annotated[UUID, FK("production_runs", "CASCADE")] | None = None
     scale_factor: Real = 1.0
     snapshot_date: Timestamp
     recipe_data: str
@@ -31,9 +33,9 @@ class FinishedUnitSnapshot(Row):
         description="Immutable copies of finished unit definitions, taken at plan or assembly time.",
     )
 
-    finished_unit_id: Ref("finished_units", "RESTRICT")
-    planning_snapshot_id: Ref("planning_snapshots", "CASCADE") | None = None
-    assembly_run_id: Ref("assembly_runs", "CASCADE") | None = None
+    finished_unit_id: Annotated[UUID, FK("finished_units", "RESTRICT")]
+    planning_snapshot_id: Annotated[UUID, FK("planning_snapshots", "CASCADE")] | None = None
+    assembly_run_id: Annotated[UUID, FK("assembly_runs", "CASCADE")] | None = None
     snapshot_date: Timestamp
     is_backfilled: Bool = False
     definition_data: str
@@ -47,9 +49,9 @@ class FinishedGoodSnapshot(Row):
         description="Immutable copies of finished good definitions, taken at plan or assembly time.",
     )
 
-    finished_good_id: Ref("finished_goods", "RESTRICT")
-    planning_snapshot_id: Ref("planning_snapshots", "CASCADE") | None = None
-    assembly_run_id: Ref("assembly_runs", "CASCADE") | None = None
+    finished_good_id: Annotated[UUID, FK("finished_goods", "RESTRICT")]
+    planning_snapshot_id: Annotated[UUID, FK("planning_snapshots", "CASCADE")] | None = None
+    assembly_run_id: Annotated[UUID, FK("assembly_runs", "CASCADE")] | None = None
     snapshot_date: Timestamp
     is_backfilled: Bool = False
     definition_data: str
@@ -63,9 +65,9 @@ class MaterialUnitSnapshot(Row):
         description="Immutable copies of material unit definitions, taken at plan or assembly time.",
     )
 
-    material_unit_id: Ref("material_units", "RESTRICT")
-    planning_snapshot_id: Ref("planning_snapshots", "CASCADE") | None = None
-    assembly_run_id: Ref("assembly_runs", "CASCADE") | None = None
+    material_unit_id: Annotated[UUID, FK("material_units", "RESTRICT")]
+    planning_snapshot_id: Annotated[UUID, FK("planning_snapshots", "CASCADE")] | None = None
+    assembly_run_id: Annotated[UUID, FK("assembly_runs", "CASCADE")] | None = None
     snapshot_date: Timestamp
     is_backfilled: Bool = False
     definition_data: str

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from .base import UUID, RowVersion, TableMeta, Text, Timestamp
+from annotated_types import MaxLen
+
+from .base import RowVersion, TableMeta, Timestamp, UUID
 
 
 class Tombstone(BaseModel):
@@ -19,7 +21,7 @@ class Tombstone(BaseModel):
         extra={"pk": ("table_name", "row_id"), "export": True},
     )
 
-    table_name: Text(100)
+    table_name: Annotated[str, MaxLen(100)]
     row_id: UUID
     row_version: RowVersion
     deleted_at: Timestamp
@@ -35,5 +37,5 @@ class Meta(BaseModel):
         extra={"pk": ("key",), "export": False},
     )
 
-    key: Text(100)
+    key: Annotated[str, MaxLen(100)]
     value: str

@@ -434,11 +434,6 @@ async def row_delete(datasette: Any, request: Any) -> Response:
     error = None
     if request.method == "POST":
         form = await _form(request)
-        if form.get("action") == "preview":
-            # A path typed into the Backups form: previewed only on a CSRF-checked POST, never a
-            # GET (a GET can come from any page the person has open).
-            context = await in_thread(_preview, config, operation, form)
-            return await render(datasette, request, "restore_confirm.html", {"title": title, **context})
         if form.get("confirm") != "yes":
             error = "Deleting needs the confirmation: tick the box and press Delete."
         else:
