@@ -23,6 +23,42 @@ def _doc(report: Any) -> str:
     return json.dumps(doc, sort_keys=True, default=repr)
 
 
+def _analyze_in_a_fresh_process(tmp_path: Path, db_path: Path, case: Path, *, chunk: int,
+                                broken_worker: bool = False) -> dict[str, Any]:
+    """analyze(workers=2) in a new, single-threaded process (fork is refused beside foreign threads,
+    and earlier tests in this pytest worker may have left some, e.g. Datasette's write threads).
+    Returns the number of forks and the report document."""
+    import os as _os
+    import subprocess
+
+    script = (
+        "import json, os, sys\n"
+        "from bakestore.forensics import analysis, analyze\n"
+        "analysis.PARALLEL_MIN_PAGES = 0\n"
+        f"analysis._CHUNK = {chunk}\n"
+        "forks = []\n"
+        "real_fork = os.fork\n"
+        "def counting_fork():\n"
+        "    forks.append(1)\n"
+        "    return real_fork()\n"
+        "os.fork = counting_fork\n"
+        + ("def broken(item):\n    raise RuntimeError('worker failure')\nanalysis._pack = broken\n"
+           if broken_worker else "")
+        + "report = analyze(sys.argv[1], sys.argv[2], integrity='none', workers=2)\n"
+        "doc = report.to_dict()\n"
+        "for key in ('meta', 'file', 'integrity'):\n"
+        "    doc.pop(key)\n"
+        "out = {'forks': len(forks), 'doc': json.dumps(doc, sort_keys=True, default=repr)}\n"
+        "open(sys.argv[3], 'w').write(json.dumps(out))\n"
+    )
+    out = tmp_path / f"{case.name}.json"
+    subprocess.run([sys.executable, "-c", script, str(db_path), str(case), str(out)], check=True,
+                   env={**_os.environ, "BAKESTORE_HOME": str(tmp_path / "home")})
+    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    assert result["forks"] > 0, "the parallel path must really have run"
+    return result
+
+
 @pytest.mark.parametrize("build", [
     lambda d: build_rollback(d, secure_delete=False, n_recipes=300, n_big=6),
     lambda d: build_wal(d, secure_delete=False, n_recipes=250, n_big=4),
@@ -30,22 +66,9 @@ def _doc(report: Any) -> str:
 def test_two_workers_give_the_same_report_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build: Any) -> None:
     db = build(tmp_path / "src")
     one = analyze(db.path, tmp_path / "one", integrity="none", workers=1)
-    monkeypatch.setattr(analysis, "PARALLEL_MIN_PAGES", 0)
-    monkeypatch.setattr(analysis, "_CHUNK", 3)  # many alternating slices even on a small file
-    import os as _os
-
-    forks: list[int] = []
-    real_fork = _os.fork
-
-    def counting_fork() -> int:
-        forks.append(1)
-        return real_fork()
-
-    monkeypatch.setattr(_os, "fork", counting_fork)
-    two = analyze(db.path, tmp_path / "two", integrity="none", workers=2)
-    assert forks, "the parallel path must really have run (no other thread: fork is allowed)"
+    child = _analyze_in_a_fresh_process(tmp_path, db.path, tmp_path / "two", chunk=3)
     assert one.recovered, "the corpus must yield recovered rows for the comparison to mean anything"
-    assert _doc(one) == _doc(two)
+    assert _doc(one) == child["doc"]
     for name in ("report.json", "report.md"):
         assert (tmp_path / "two" / name).exists()
 
@@ -53,15 +76,9 @@ def test_two_workers_give_the_same_report_as_one(tmp_path: Path, monkeypatch: py
 def test_a_failing_worker_costs_time_not_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = build_rollback(tmp_path / "src", secure_delete=False, n_recipes=200, n_big=2)
     one = analyze(db.path, tmp_path / "one", integrity="none", workers=1)
-    monkeypatch.setattr(analysis, "PARALLEL_MIN_PAGES", 0)
-    monkeypatch.setattr(analysis, "_CHUNK", 2)
-
-    def broken(item: Any) -> Any:  # runs only in the worker (packing its results): it dies there
-        raise RuntimeError("worker failure")
-
-    monkeypatch.setattr(analysis, "_pack", broken)
-    two = analyze(db.path, tmp_path / "two", integrity="none", workers=2)
-    assert _doc(one) == _doc(two)
+    # _pack runs only in the worker (packing its results): broken there, the worker dies.
+    child = _analyze_in_a_fresh_process(tmp_path, db.path, tmp_path / "two", chunk=2, broken_worker=True)
+    assert _doc(one) == child["doc"]
 
 
 def test_case_db_written_by_a_worker_matches_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,7 +86,7 @@ def test_case_db_written_by_a_worker_matches_one_process(tmp_path: Path, monkeyp
 
     db = build_rollback(tmp_path / "src", secure_delete=False, n_recipes=200, n_big=2)
     analyze(db.path, tmp_path / "one", integrity="none", workers=1)
-    analyze(db.path, tmp_path / "two", integrity="none", workers=2)
+    _analyze_in_a_fresh_process(tmp_path, db.path, tmp_path / "two", chunk=64)
 
     def dump(case: Path) -> dict[str, list[Any]]:
         conn = sqlite3.connect(case / "case.db")
