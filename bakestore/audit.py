@@ -84,9 +84,9 @@ def _open(path: Path) -> sqlite_utils.Database:
         db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = FULL")
     if AUDIT_TABLE not in db.table_names():
-        db[AUDIT_TABLE].create(_COLUMNS, pk="id", not_null={"at", "operation", "outcome", "db_path"},
+        db.table(AUDIT_TABLE).create(_COLUMNS, pk="id", not_null={"at", "operation", "outcome", "db_path"},
                                if_not_exists=True)
-        db[AUDIT_TABLE].create_index(["at"], if_not_exists=True)
+        db.table(AUDIT_TABLE).create_index(["at"], if_not_exists=True)
     return db
 
 
@@ -95,7 +95,7 @@ def write(db_path: str | os.PathLike[str], record: AuditRecord) -> str:
     db = _open(audit_path_for(db_path))
     try:
         with db.atomic():
-            db[AUDIT_TABLE].upsert(record.as_row(), pk="id")
+            db.table(AUDIT_TABLE).upsert(record.as_row(), pk="id")
     finally:
         db.close()
     log.info("%s %s: %s%s", record.operation, record.outcome, record.source or "-",
