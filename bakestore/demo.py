@@ -349,7 +349,7 @@ _PKG_CODE = {"bag": "BG", "box": "BX", "bottle": "BO", "jar": "JR", "can": "CA",
              "tube": "TU", "pouch": "PO", "packet": "PA", "bar": "PU", "wrapper": "WRP", "container": "CON",
              "clamshell": "PUN"}
 
-_ALIASES = {"All-Purpose Flour": [("Plain Flour", "en-GB"), ("AP flour", None)],
+_ALIASES: dict[str, list[tuple[str, str | None]]] = {"All-Purpose Flour": [("Plain Flour", "en-GB"), ("AP flour", None)],
             "Confectioners' Sugar": [("Icing Sugar", "en-GB"), ("Powdered Sugar", "en-US")],
             "Superfine Sugar": [("Caster Sugar", "en-GB")], "Baking Soda": [("Bicarbonate of Soda", "en-GB")],
             "Heavy Cream": [("Double Cream", "en-GB"), ("Heavy Whipping Cream", "en-US")],
@@ -1094,6 +1094,7 @@ class DemoGenerator:
         rng = self.rng
         kind = _TEMPLATES[self.rec_template[r]][6]
         name = self.rec_name[r]
+        specs: list[tuple[str, str, str, int | None, str | None, float | None, str | None]]
         if kind == "cookie":
             specs = [(name, "EA", "discrete_count", rng.choice((24, 30, 36, 48)), "cookie", None, None)]
             if rng.random() < 0.15:
@@ -1382,37 +1383,37 @@ class DemoGenerator:
                 parts: list[tuple[str, int, float]] = []
                 for fu in rng.sample(fus, rng.randint(2, 4)):
                     per_batch = self.fu_yield[fu]
-                    qty = rng.choice((4, 6, 12)) if per_batch >= 12 else rng.choice((1, 1, 2)) if per_batch >= 4 else 1
-                    parts.append(("fu", fu, float(qty)))
+                    count = rng.choice((4, 6, 12)) if per_batch >= 12 else rng.choice((1, 1, 2)) if per_batch >= 4 else 1
+                    parts.append(("fu", fu, float(count)))
                 if force or rng.random() < 0.3:
                     parts.append(("fg", nested_ok[rng.randrange(len(nested_ok))], 1.0))
                 if self.packaging_products and (force or rng.random() < 0.6):
                     parts.append(("pkg", self.packaging_products[rng.randrange(len(self.packaging_products))], 1.0))
                 if munits and (force or rng.random() < 0.5):
                     parts.append(("mu", munits[rng.randrange(len(munits))], float(rng.choice((1, 1, 2)))))
-                cost = 0.0
+                component_cost = 0.0
                 for order, (kind, index, qty) in enumerate(parts):
                     row: dict[str, Any] = {"assembly_id": self.fg_id[fg], "component_quantity": qty, "sort_order": order}
                     if kind == "fu":
                         row["finished_unit_id"] = self.fu_id[index]
-                        cost += qty * self.fu_cost[index]
+                        component_cost += qty * self.fu_cost[index]
                     elif kind == "fg":
                         row["finished_good_id"] = self.fg_id[index]
-                        cost += qty * self.fg_cost[index]
+                        component_cost += qty * self.fg_cost[index]
                     elif kind == "pkg":
                         row["packaging_product_id"] = self.prod_id[index]
                         row["is_generic"] = int(force or rng.random() < 0.35)
                         row["component_notes"] = "Any tin or box of this size" if row["is_generic"] else None
-                        cost += qty * self._each_price(index)
+                        component_cost += qty * self._each_price(index)
                     else:
                         row["material_unit_id"] = self.mu_id[index]
-                        cost += qty * self.mu_qty[index] * self._mu_unit_cost(index)
+                        component_cost += qty * self.mu_qty[index] * self._mu_unit_cost(index)
                     row = self._row(row)
                     if kind == "pkg" and row["is_generic"]:
                         self.generic_lines.append((row["id"], index))
                     yield row
                 self.bundle_parts[fg] = parts
-                self.fg_cost[fg] = round(cost, 4)
+                self.fg_cost[fg] = round(component_cost, 4)
                 if not any(kind == "fg" for kind, _, _ in parts):
                     nested_ok.append(fg)  # may be nested in a later bundle: no cycles possible
             # Packages: the newer route lists their contents as compositions too.
@@ -1798,7 +1799,8 @@ class DemoGenerator:
                 names = {"product_name": self.mp_name[p], "material_name": self.mat_name[m],
                          "subcategory_name": self.msub_name[sub],
                          "category_name": _MATERIAL_TREE[self.msub_cat[sub]][0],
-                         "supplier_name": None if self.mp_supplier[p] is None else self.supplier_name[self.mp_supplier[p]]}
+                         "supplier_name": (None if (supplier := self.mp_supplier[p]) is None
+                                           else self.supplier_name[supplier])}
                 for lot in self.mlots.get(p, []):
                     if need <= 0:
                         break

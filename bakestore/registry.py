@@ -136,12 +136,12 @@ def _unwrap(annotation: Any) -> tuple[Any, bool, list[Any]]:
             metadata.extend(args[1:])
             continue
         if origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(args) != len(typing.get_args(annotation)):
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(members) != len(typing.get_args(annotation)):
                 nullable = True
-            if len(args) != 1:
+            if len(members) != 1:
                 raise SchemaError(f"unsupported union annotation {annotation!r}")
-            annotation = args[0]
+            annotation = members[0]
             continue
         return annotation, nullable, metadata
 

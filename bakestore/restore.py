@@ -458,15 +458,15 @@ def _explain_row(spec: TableSpec, row: dict[str, Any], where: str, label: str, e
         column = spec.pk[0]
         text = (f"{spec.name}.{', '.join(spec.pk)}: duplicate primary key "
                 f"{', '.join(repr(row.get(pk)) for pk in spec.pk)}")
-    elif "CHECK" in str(exc) and _checked_column(spec, failed):
+    elif "CHECK" in str(exc) and (checked := _checked_column(spec, failed)):
         # A column's own CHECK rules: the model accepted the value, so it is a stored format
         # the model would have rewritten (e.g. an upper-case UUID, a timestamp without millis).
-        column = _checked_column(spec, failed)
-        if normalized.get(column) != row.get(column):
-            text = (f"{spec.name}.{column}: {row.get(column)!r} is not in the stored (canonical) form "
-                    f"{normalized.get(column)!r}")
+        column = checked
+        if normalized.get(checked) != row.get(checked):
+            text = (f"{spec.name}.{checked}: {row.get(checked)!r} is not in the stored (canonical) form "
+                    f"{normalized.get(checked)!r}")
         else:
-            text = f"{spec.name}.{column}: check failed: {failed}"
+            text = f"{spec.name}.{checked}: check failed: {failed}"
     return ValidationError(f"{label}: {where}: {text}", table=spec.name, field=column, record=where)
 
 

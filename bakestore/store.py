@@ -18,7 +18,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import pydantic
 import sqlite_utils
@@ -413,7 +413,7 @@ class Store:
     def counts(self) -> dict[str, int]:
         return {spec.name: self.count(spec.name) for spec in self.registry}
 
-    def rows(self, table: str, *, where: str | None = None, params: Iterable[Any] | Mapping[str, Any] | None = None,
+    def rows(self, table: str, *, where: str | None = None, params: Sequence[Any] | dict[str, Any] | None = None,
              order_by: str | None = None, limit: int | None = None, offset: int | None = None) -> Iterator[dict[str, Any]]:
         """Rows of a table as dicts, ordered by primary key unless ``order_by`` says otherwise."""
         spec = self.spec(table)
@@ -748,7 +748,7 @@ class Store:
         return HealthReport(str(self.path), checks)
 
 
-def bulk_insert(db: sqlite_utils.Database, spec: TableSpec, rows: Iterable[Mapping[str, Any]],
+def bulk_insert(db: Any, spec: TableSpec, rows: Iterable[Mapping[str, Any]],
                 chunk_size: int = 10_000) -> int:
     """Insert complete rows (all columns present) with ``executemany`` in chunks; returns the count.
 

@@ -578,7 +578,6 @@ class Carver:
         try:
             header = parse_page_header(image, pgno, usable)
         except PARSE_ERRORS as exc:
-            header = None
             if whole_page_from is not None:
                 hits.extend(self.scan(image, whole_page_from, usable, "page_scan"))
             else:
@@ -847,7 +846,7 @@ def _hashable(v: Any) -> Any:
     return v if not isinstance(v, (list, dict, bytearray)) else repr(v)
 
 
-def prefix_of(partial: list[Any] | tuple[Any, ...], full: list[Any] | tuple[Any, ...]) -> bool:
+def prefix_of(partial: Sequence[Any], full: Sequence[Any]) -> bool:
     """True if a truncated record could be the start of ``full`` (the cut column is a prefix)."""
     if len(partial) != len(full):
         return False

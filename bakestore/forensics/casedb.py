@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import sqlite_utils
 from sqlite_utils.utils import suggest_column_types
 
 from .report import jsonable, plain_values
 
+c_make_encoder: Any
 try:
     from _json import make_encoder as c_make_encoder
 except ImportError:  # pragma: no cover - CPython always has it
@@ -50,7 +51,7 @@ def _bulk(db: sqlite_utils.Database, name: str, rows: list[dict[str, Any]], pk: 
         columns = suggest_column_types(rows) if rows else {}
     if not columns:
         return
-    db[name].create(columns, pk=pk, if_not_exists=True)
+    db.table(name).create(columns, pk=pk, if_not_exists=True)
     names = list(columns)
     sql = "INSERT INTO [{}] ({}) VALUES ({})".format(name, ", ".join(f"[{c}]" for c in names),
                                                     ", ".join("?" for _ in names))
@@ -61,7 +62,7 @@ def _bulk(db: sqlite_utils.Database, name: str, rows: list[dict[str, Any]], pk: 
 def _bulk_tuples(db: sqlite_utils.Database, name: str, rows: Iterable[tuple[Any, ...]], pk: str,
                  columns: dict[str, type]) -> None:
     """Like :func:`_bulk` for rows already laid out as tuples in ``columns`` order (the big table)."""
-    db[name].create(columns, pk=pk, if_not_exists=True)
+    db.table(name).create(columns, pk=pk, if_not_exists=True)
     sql = "INSERT INTO [{}] ({}) VALUES ({})".format(name, ", ".join(f"[{c}]" for c in columns),
                                                     ", ".join("?" for _ in columns))
     with db.conn:
@@ -87,7 +88,7 @@ def _recovered_rows(report: "Report", width: int, col_json: dict[str, str]) -> I
     for i, r in enumerate(report.recovered, 1):
         values = r.values
         plain = plain_values(values)
-        cells = values[:width]
+        cells: Sequence[Any] = values[:width]
         if plain is not values:  # some value is bytes or a non-finite float
             cells = [v if v is None or type(v) in (int, float, str) else dumps(jsonable(v)) for v in cells]
         if len(cells) < width:
@@ -108,7 +109,7 @@ def write_case_db(report: "Report", path: Path) -> None:
     db.conn.execute("PRAGMA journal_mode = OFF")
     db.conn.execute("PRAGMA synchronous = OFF")
     try:
-        db["evidence"].insert_all(report.file.get("evidence", []), pk="role")
+        db.table("evidence").insert_all(report.file.get("evidence", []), pk="role")
         info: list[dict[str, Any]] = []
         for section in ("file", "header", "pages", "integrity", "meta"):
             data = getattr(report, section)
@@ -117,28 +118,28 @@ def write_case_db(report: "Report", path: Path) -> None:
             _flat(section, data, info)
         _flat("wal", {k: v for k, v in report.wal.items() if k != "frame_list"}, info)
         _flat("journal", {k: v for k, v in report.journal.items() if k != "record_list"}, info)
-        db["file_info"].insert_all(info, pk="key", replace=True)
-        db["tables"].insert_all(
+        db.table("file_info").insert_all(info, pk="key", replace=True)
+        db.table("tables").insert_all(
             [{**t, "columns": json.dumps(t["columns"]), "time_columns": json.dumps(t["time_columns"]),
               "references": json.dumps(t["references"])} for t in report.tables], pk="name", replace=True)
         _bulk(db, "pages", report.page_list, "page",
               {"page": int, "kind": str, "owner": str, "free_bytes": int, "freeblocks": int, "zeroed": int,
                "recovered": int, "in_wal": int, "error": str})
-        db["freelist"].insert_all(
+        db.table("freelist").insert_all(
             [{"page": p["page"], "kind": p["kind"], "zeroed": p["zeroed"], "recovered": p["recovered"]}
              for p in report.page_list if p["kind"] in ("freelist_trunk", "freelist_leaf")], pk="page")
         if not db["freelist"].exists():
-            db["freelist"].create({"page": int, "kind": str, "zeroed": int, "recovered": int}, pk="page")
+            db.table("freelist").create({"page": int, "kind": str, "zeroed": int, "recovered": int}, pk="page")
         frames = report.wal.get("frame_list", [])
         if frames:
-            db["wal_frames"].insert_all(frames, pk="index")
+            db.table("wal_frames").insert_all(frames, pk="index")
         else:
-            db["wal_frames"].create({"index": int, "offset": int, "pgno": int, "commit_size": int, "salt1": int,
+            db.table("wal_frames").create({"index": int, "offset": int, "pgno": int, "commit_size": int, "salt1": int,
                                      "salt2": int, "salt_ok": int, "checksum_ok": int, "state": str,
                                      "transaction": int}, pk="index")
         records = report.journal.get("record_list", [])
         if records:
-            db["journal_records"].insert_all(records)
+            db.table("journal_records").insert_all(records)
         width = min(max((len(r.values) for r in report.recovered), default=0), 32)
         cols: dict[str, type] = {"id": int, "table_name": str, "source": str, "page": int, "offset": int,
                                  "row_id": int, "confidence": float, "region": str, "frame": int, "detail": str,
@@ -157,25 +158,25 @@ def write_case_db(report: "Report", path: Path) -> None:
                                     "state": state, "cluster": k, "start": cl["start"], "end": cl["end"],
                                     "rows": cl["count"], "primary_column": c["primary"]})
         if tl_rows:
-            db["timeline"].insert_all(tl_rows)
+            db.table("timeline").insert_all(tl_rows)
         else:
-            db["timeline"].create({"table_name": str, "column_name": str, "state": str, "cluster": int,
+            db.table("timeline").create({"table_name": str, "column_name": str, "state": str, "cluster": int,
                                    "start": str, "end": str, "rows": int})
         hist = report.timeline.get("histogram", [])
         if hist:
-            db["timeline_histogram"].insert_all(hist)
-        db["findings"].insert_all(
+            db.table("timeline_histogram").insert_all(hist)
+        db.table("findings").insert_all(
             [{"id": i, "kind": f["kind"], "severity": f["severity"], "title": f["title"], "detail": f["detail"],
               "tables": json.dumps(f["tables"]), "data": json.dumps(jsonable(f["data"]))}
              for i, f in enumerate(report.findings, 1)], pk="id")
         if not report.findings:
-            db["findings"].create({"id": int, "kind": str, "severity": str, "title": str, "detail": str}, pk="id")
+            db.table("findings").create({"id": int, "kind": str, "severity": str, "title": str, "detail": str}, pk="id")
         if report.errors:
-            db["errors"].insert_all([{"page": e.get("page"), "owner": e.get("owner"), "error": e["error"]}
+            db.table("errors").insert_all([{"page": e.get("page"), "owner": e.get("owner"), "error": e["error"]}
                                      for e in report.errors])
-        for table, cols in (("recovered_rows", ["table_name"]), ("recovered_rows", ["source"]),
-                            ("pages", ["kind"])):
+        for table, index_columns in (("recovered_rows", ["table_name"]), ("recovered_rows", ["source"]),
+                                     ("pages", ["kind"])):
             if db[table].exists() and db[table].count:
-                db[table].create_index(cols, if_not_exists=True)
+                db.table(table).create_index(index_columns, if_not_exists=True)
     finally:
         db.close()

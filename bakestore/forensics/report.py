@@ -239,7 +239,7 @@ def build_report(evidence: "Evidence", db: "ParsedDatabase", facts: dict[int, di
     if db.header_current is not None:
         header["current_in_wal"] = db.header_current.to_dict()
     wal = wal_to_dict(db.wal) if db.wal else {"present": False}
-    journal = db.journal.summary() if db.journal else {"present": False}
+    journal: dict[str, Any] = db.journal.summary() if db.journal else {"present": False}
     if db.journal:
         journal["record_list"] = [r.to_dict() for r in db.journal.records]
     file_info = {"path": evidence.db.original, "name": Path(evidence.db.original).name,

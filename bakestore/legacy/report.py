@@ -135,8 +135,8 @@ class ImportReport:
             scope = "not in the file" if self.mode == "restore" else "in neither the file nor the store"
             parts.append(f"{self.label}: {len(keys)} {target} referenced but {scope}: {shown}{more}{hint}")
         first = problems[0].message(self.label)
-        more = len(problems) - 1
-        tail = f" (+{more} further problem{'s' if more != 1 else ''}; see the report)" if more else ""
+        further = len(problems) - 1
+        tail = f" (+{further} further problem{'s' if further != 1 else ''}; see the report)" if further else ""
         if parts:
             return "; ".join(parts) + f"; first: {first}{tail}"
         return f"{first}{tail}"

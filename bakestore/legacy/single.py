@@ -17,6 +17,7 @@ What this reader does that the upstream importer did not (formats page §4):
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping
 
 from ..errors import LegacyFormatError
@@ -99,7 +100,7 @@ class SingleFileTranslator(Translator):
         self.run("finished_units", "finished_units", d("finished_units"), self.finished_unit)
         for rec, recipe_id in recipes:
             self.run_nested(rec, "finished_units", "recipes[].finished_units", "finished_units",
-                            lambda unit, rid=recipe_id: self.nested_unit(unit, rid))
+                            functools.partial(self.nested_unit, recipe_id=recipe_id))
         self.run("finished_goods", "finished_goods", d("finished_goods"), self.finished_good)
         self.run("packages", "packages", d("packages"), self.package)
         self.material_chain(d)

@@ -13,6 +13,7 @@ exactly the refused records (and, by a final sweep, whatever depended on them).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -696,9 +697,9 @@ class Translator:
                     continue
                 self.rows["recipes"][recipe_id]["base_recipe_id"] = base_id
             self.run_nested(rec, "ingredients", "recipes[].ingredients", "recipe_ingredients",
-                            lambda line, rid=recipe_id: self._recipe_line(line, rid))
+                            functools.partial(self._recipe_line, recipe_id=recipe_id))
             self.run_nested(rec, "components", "recipes[].components", "recipe_components",
-                            lambda comp, rid=recipe_id: self._recipe_component(comp, rid))
+                            functools.partial(self._recipe_component, recipe_id=recipe_id))
             translated.append((rec, recipe_id))
         return translated
 

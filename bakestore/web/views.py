@@ -208,7 +208,8 @@ def _dashboard_data(config: UIConfig) -> dict[str, Any]:
         points = store.restore_points()
     groups = []
     for group, specs in REGISTRY.groups().items():
-        tables = [{"name": s.name, "rows": counts[s.name], "description": s.description} for s in specs]
+        tables: list[dict[str, Any]] = [{"name": s.name, "rows": counts[s.name], "description": s.description}
+                                        for s in specs]
         groups.append({"name": group, "tables": tables, "rows": sum(t["rows"] for t in tables),
                        "system": all(s.is_system for s in specs)})
     exports = list_exports(config.export_dir)
@@ -509,8 +510,8 @@ def diff_fingerprint(result: RestoreResult) -> str:
 
 
 def diff_rows(result: RestoreResult) -> dict[str, Any]:
-    rows = [{"table": t, **d.as_dict(), "unchanged": d.unchanged and d.before == d.after}
-            for t, d in result.diff.items()]
+    rows: list[dict[str, Any]] = [{"table": t, **d.as_dict(), "unchanged": d.unchanged and d.before == d.after}
+                                  for t, d in result.diff.items()]
     changed = [r for r in rows if not r["unchanged"]]
     totals = {k: sum(r[k] for r in rows) for k in ("before", "after", "added", "removed", "changed")}
     return {"changed": changed, "unchanged_count": len(rows) - len(changed), "totals": totals,
