@@ -194,3 +194,12 @@ def test_rows_output_can_be_edited_and_upserted_back(runner: CliRunner, live: Pa
     assert result.exit_code == 0, result.output
     after = json.loads(invoke(runner, live, "rows", "ingredients", "--json").output)[0]
     assert after["notes"] == "edited" and after["row_version"] > row["row_version"]
+
+
+def test_init_and_demo_speak_json(runner: CliRunner, tmp_path: Path) -> None:
+    made = json.loads(invoke(runner, tmp_path / "a.db", "init", "--json").output)
+    assert made["created"] is True and made["counts"]["units"] == 35
+    again = json.loads(invoke(runner, tmp_path / "a.db", "init", "--json").output)
+    assert again["created"] is False
+    demo = json.loads(invoke(runner, tmp_path / "demo.db", "demo", "--json").output)
+    assert demo["scale"] == 1 and demo["total_rows"] == sum(demo["counts"].values()) > 5000

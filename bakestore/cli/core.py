@@ -17,12 +17,16 @@ from .common import json_option
 
 
 @click.command()
+@json_option
 @click.pass_obj
-def init(obj: CliContext) -> None:
+def init(obj: CliContext, as_json: bool) -> None:
     """Create an empty, seeded database (does nothing to an existing one)."""
     existed = obj.db_path.exists()
     with obj.open_store(create=True) as store:
         counts = store.counts()
+    if as_json:
+        click.echo(json.dumps({"path": str(obj.db_path), "created": not existed, "counts": counts}, indent=2))
+        return
     verb = "already exists" if existed else "created"
     click.echo(f"{obj.db_path}: {verb}; {sum(counts.values())} rows in {len(counts)} tables")
 
