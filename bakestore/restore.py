@@ -58,6 +58,7 @@ from .errors import (
     ValidationError,
 )
 from .exports import ExportFolderSource
+from .files import fsync_dir
 from .registry import REGISTRY, Registry, TableSpec
 from .paths import refuse_own_file
 from .schema import APPLICATION_ID, SCHEMA_VERSION, check_schema, schema_statements
@@ -788,7 +789,7 @@ def make_restore_point(db_path: Path, operation: str) -> Path:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, final)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except OSError as exc:
         _remove_db_files(tmp)
         raise RestoreError(f"{db_path}: could not write the restore point: {exc.strerror or exc}; "
@@ -809,14 +810,6 @@ def prune_restore_points(db_path: Path, keep: int = KEEP_RESTORE_POINTS) -> list
     for path in removed:
         path.unlink()
     return removed
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- the swap
