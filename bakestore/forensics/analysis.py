@@ -520,7 +520,7 @@ def analyze(path: str | Path, case_dir: str | Path, *, integrity: str = "full", 
 def _analyze(path: str | Path, case_dir: str | Path, *, integrity: str, write: bool, workers: int | None
              ) -> "Report":
     from .findings import build_findings
-    from .report import Report, attach_integrity, build_report, write_outputs
+    from .report import Report, RecoveredRowsWriter, attach_integrity, build_report, report_columns, write_outputs
     from .timeline import build_timeline
 
     t0 = time.perf_counter()
@@ -551,23 +551,29 @@ def _analyze(path: str | Path, case_dir: str | Path, *, integrity: str, write: b
     items, facts = carve_all(db, [SQLITE_MASTER, *live_schemas, *dropped], workers=workers)
     recovered = deduplicate(drop_live_prefixes(items, db))
     lap("carve")
-    timeline = build_timeline(db, recovered)
-    report: Report = build_report(evidence, db, facts, recovered, dropped, integrity_out, timeline)
-    lap("timeline_and_report")
     if thread is not None:
-        thread.join()
+        thread.join()  # before a fork: the case.db writer uses SQLite, so no other thread may be in it
     lap("wait_for_integrity_check")
-    attach_integrity(report, integrity_out)
-    report.file["originals_changed"] = verify_originals(evidence)
-    report.file["evidence"] = [f.to_dict() for f in evidence.files.values()]
-    report.findings = build_findings(report, db)
-    lap("verify_and_findings")
-    report.meta["seconds"] = round(time.perf_counter() - t0, 3)
-    report.meta["timings"] = timings
-    if write:
-        write_outputs(report, Path(case_dir), workers=workers)
-        lap("write_outputs")  # after the files are written, so only in the returned report
+    writer = RecoveredRowsWriter.start(recovered, report_columns(db, dropped), db.current_pages, Path(case_dir),
+                                       workers) if write else None
+    try:
+        timeline = build_timeline(db, recovered)
+        report: Report = build_report(evidence, db, facts, recovered, dropped, integrity_out, timeline)
+        lap("timeline_and_report")
+        attach_integrity(report, integrity_out)
+        report.file["originals_changed"] = verify_originals(evidence)
+        report.file["evidence"] = [f.to_dict() for f in evidence.files.values()]
+        report.findings = build_findings(report, db)
+        lap("verify_and_findings")
         report.meta["seconds"] = round(time.perf_counter() - t0, 3)
+        report.meta["timings"] = timings
+        if write:
+            write_outputs(report, Path(case_dir), workers=workers, recovered_rows=writer)
+            lap("write_outputs")  # after the files are written, so only in the returned report
+            report.meta["seconds"] = round(time.perf_counter() - t0, 3)
+    finally:
+        if writer is not None:
+            writer.wait()  # reaps the child even when something above failed
     return report
 
 

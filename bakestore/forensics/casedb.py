@@ -11,22 +11,16 @@ position (``c0``, ``c1``, ...) for easy filtering; the recovered rowid is ``row_
 from __future__ import annotations
 
 import json
-from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import sqlite_utils
 from sqlite_utils.utils import suggest_column_types
 
-from .report import jsonable, plain_values
-
-c_make_encoder: Any
-try:
-    from _json import make_encoder as c_make_encoder
-except ImportError:  # pragma: no cover - CPython always has it
-    c_make_encoder = None
+from .report import encode_json, jsonable, plain_values
 
 if TYPE_CHECKING:
+    from .carve import Recovered
     from .report import Report
 
 
@@ -69,23 +63,12 @@ def _bulk_tuples(db: sqlite_utils.Database, name: str, rows: Iterable[tuple[Any,
         db.conn.executemany(sql, rows)
 
 
-# The C encoder behind json.dumps, made once: json.dumps builds a new one on every call, which
-# dominates for a quarter of a million small lists. Same text as json.dumps(ensure_ascii=False).
-_encode_c = c_make_encoder(None, None, encode_basestring, None, ": ", ", ", False, False, True) \
-    if c_make_encoder is not None else None
-
-
-def _dumps(value: Any) -> str:
-    if _encode_c is None:
-        return json.dumps(value, ensure_ascii=False)
-    return "".join(_encode_c(value, 0))
-
-
-def _recovered_rows(report: "Report", width: int, col_json: dict[str, str]) -> Iterator[tuple[Any, ...]]:
+def _recovered_rows(recovered: list["Recovered"], width: int, col_json: dict[str, str]
+                    ) -> Iterator[tuple[Any, ...]]:
     """recovered_rows tuples in column order; c0..cN hold the values as stored (JSON for the rest)."""
     pad = (None,) * width
-    dumps = _dumps
-    for i, r in enumerate(report.recovered, 1):
+    dumps = encode_json
+    for i, r in enumerate(recovered, 1):
         values = r.values
         plain = plain_values(values)
         cells: Sequence[Any] = values[:width]
@@ -99,15 +82,52 @@ def _recovered_rows(report: "Report", width: int, col_json: dict[str, str]) -> I
                dumps(plain), *cells)
 
 
-def write_case_db(report: "Report", path: Path) -> None:
-    """Write (replace) ``path`` with the report's tables."""
-    path = Path(path)
-    if path.exists():
+def _open_output(path: Path, *, new: bool) -> sqlite_utils.Database:
+    if new and path.exists():
         path.unlink()
     db = sqlite_utils.Database(path)
+    if new:
+        # Larger pages: fewer page writes for the ~1 KB rows of recovered_rows (about 10% faster).
+        db.conn.execute("PRAGMA page_size = 16384")
     # An output file, deleted and rewritten whole when anything fails: no journal, no fsyncs.
     db.conn.execute("PRAGMA journal_mode = OFF")
     db.conn.execute("PRAGMA synchronous = OFF")
+    return db
+
+
+def write_recovered_rows(path: Path, recovered: list["Recovered"], columns: dict[str, list[str]]) -> None:
+    """Create ``path`` (replacing it) with the ``recovered_rows`` table and its indexes.
+
+    The biggest table by far; :func:`write_case_tables` adds the rest. They are separate so a
+    worker process can write this one while the report is still being assembled.
+    """
+    db = _open_output(Path(path), new=True)
+    try:
+        width = min(max((len(r.values) for r in recovered), default=0), 32)
+        cols: dict[str, type] = {"id": int, "table_name": str, "source": str, "page": int, "offset": int,
+                                 "row_id": int, "confidence": float, "region": str, "frame": int, "detail": str,
+                                 "rowid_live": int, "partial": int, "candidates": str, "also_found_in": str,
+                                 "columns": str, "values_json": str}
+        for j in range(width):
+            cols[f"c{j}"] = str  # declared TEXT but holds each value as it was (SQLite keeps types)
+        col_json = {t: json.dumps(c) for t, c in columns.items()}
+        _bulk_tuples(db, "recovered_rows", _recovered_rows(recovered, width, col_json), "id", cols)
+        if recovered:
+            for index_columns in (["table_name"], ["source"]):
+                db.table("recovered_rows").create_index(index_columns, if_not_exists=True)
+    finally:
+        db.close()
+
+
+def write_case_db(report: "Report", path: Path) -> None:
+    """Write (replace) ``path`` with the report's tables."""
+    write_recovered_rows(path, report.recovered, report.columns)
+    write_case_tables(report, path)
+
+
+def write_case_tables(report: "Report", path: Path) -> None:
+    """Add every table but ``recovered_rows`` to the case.db that :func:`write_recovered_rows` made."""
+    db = _open_output(Path(path), new=False)
     try:
         db.table("evidence").insert_all(report.file.get("evidence", []), pk="role")
         info: list[dict[str, Any]] = []
@@ -140,15 +160,6 @@ def write_case_db(report: "Report", path: Path) -> None:
         records = report.journal.get("record_list", [])
         if records:
             db.table("journal_records").insert_all(records)
-        width = min(max((len(r.values) for r in report.recovered), default=0), 32)
-        cols: dict[str, type] = {"id": int, "table_name": str, "source": str, "page": int, "offset": int,
-                                 "row_id": int, "confidence": float, "region": str, "frame": int, "detail": str,
-                                 "rowid_live": int, "partial": int, "candidates": str, "also_found_in": str,
-                                 "columns": str, "values_json": str}
-        for j in range(width):
-            cols[f"c{j}"] = str  # declared TEXT but holds each value as it was (SQLite keeps types)
-        col_json = {t: json.dumps(c) for t, c in report.columns.items()}
-        _bulk_tuples(db, "recovered_rows", _recovered_rows(report, width, col_json), "id", cols)
         tl_rows = []
         for c in report.timeline.get("columns", []):
             for state in ("live", "recovered"):
@@ -174,9 +185,7 @@ def write_case_db(report: "Report", path: Path) -> None:
         if report.errors:
             db.table("errors").insert_all([{"page": e.get("page"), "owner": e.get("owner"), "error": e["error"]}
                                      for e in report.errors])
-        for table, index_columns in (("recovered_rows", ["table_name"]), ("recovered_rows", ["source"]),
-                                     ("pages", ["kind"])):
-            if db[table].exists() and db[table].count:
-                db.table(table).create_index(index_columns, if_not_exists=True)
+        if db["pages"].exists() and db["pages"].count:
+            db.table("pages").create_index(["kind"], if_not_exists=True)
     finally:
         db.close()

@@ -8,6 +8,7 @@ docs/forensics.md), so every section is plain dicts and lists; recovered rows ar
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,14 +58,17 @@ class Report:
             out[r.table] = out.get(r.table, 0) + 1
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report.json document (JSON-safe: bytes as {"$base64": ...}, NaN as {"$float": ...})."""
+    def to_dict(self, *, recovered: bool = True) -> dict[str, Any]:
+        """The report.json document (JSON-safe: bytes as {"$base64": ...}, NaN as {"$float": ...}).
+
+        ``recovered=False`` leaves that list empty (for writers that stream the items themselves).
+        """
         doc = {
             "format": {"name": "bakestore-forensics-report", "version": SCHEMA_VERSION},
             "meta": self.meta, "file": self.file, "header": self.header, "pages": self.pages,
             "integrity": self.integrity, "wal": self.wal, "journal": self.journal, "tables": self.tables,
             "timeline": self.timeline, "findings": self.findings,
-            "recovered": [_item_dict(r, self.columns.get(r.table)) for r in self.recovered],
+            "recovered": [_item_dict(r, self.columns.get(r.table)) for r in self.recovered] if recovered else [],
             "schema_history": self.schema_history, "errors": self.errors, "page_list": self.page_list,
         }
         # Only row values can hold bytes or non-finite floats; everything else is plain already,
@@ -73,13 +78,43 @@ class Report:
 
     def to_json(self, indent: int | None = None) -> str:
         """report.json text. Indented for small reports; compact (fast) for large ones."""
-        if indent is None and len(self.recovered) + len(self.page_list) < 20000:
+        if indent is None and not self._large():
             indent = 1
+        if indent is None:
+            buf = io.StringIO()
+            self.write_json(buf)
+            return buf.getvalue()
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, default=_json_default)
 
+    def _large(self) -> bool:
+        return len(self.recovered) + len(self.page_list) >= 20000
+
     def write_json(self, out: Any) -> None:
-        """Write report.json (the same text as :meth:`to_json`) to a text file."""
-        out.write(self.to_json())
+        """Write report.json (the same text as :meth:`to_json`) to a text file.
+
+        A large report is written in pieces: every section but ``recovered`` through the C
+        encoder, the recovered items through :func:`_recovered_json` (the same text, several
+        times faster than building a dict per item), so the whole document never sits in memory.
+        """
+        if not self._large():
+            out.write(self.to_json())
+            return
+        doc = self.to_dict(recovered=False)
+        out.write("{")
+        first = True
+        for key, value in doc.items():
+            out.write(("" if first else ", ") + encode_json_string(key) + ": ")
+            first = False
+            if key == "recovered":
+                out.write("[")
+                items = self.recovered
+                for start in range(0, len(items), 4096):
+                    chunk = _recovered_json(items[start:start + 4096], self.columns)
+                    out.write(chunk if start == 0 else ", " + chunk)
+                out.write("]")
+            else:
+                out.write(encode_json(value))
+        out.write("}")
 
 
 _PLAIN = (str, int, type(None))
@@ -103,6 +138,78 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"$base64": base64.b64encode(bytes(value)).decode("ascii")}
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# The C encoder behind json.dumps(value, ensure_ascii=False, default=_json_default), made once:
+# json.dumps builds a new one on every call, which dominates for a quarter of a million small
+# values. Compact separators, as json.dumps without indent.
+_c_encoder: Any = None
+try:
+    from _json import make_encoder as _make_c_encoder
+    # No circular-reference markers: the encoder is shared (also between threads) and reports
+    # are trees.
+    _c_encoder = _make_c_encoder(None, _json_default, encode_basestring, None, ": ", ", ", False, False, True)
+except ImportError:  # pragma: no cover - CPython always has it
+    pass
+
+
+def encode_json(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False, default=_json_default)``, without its per-call setup."""
+    if _c_encoder is None:  # pragma: no cover
+        return json.dumps(value, ensure_ascii=False, default=_json_default)
+    return "".join(_c_encoder(value, 0))
+
+
+def encode_json_string(value: str) -> str:
+    return encode_basestring(value)
+
+
+def _recovered_json(items: list[Recovered], columns: dict[str, list[str]]) -> str:
+    """The JSON text of ``[_item_dict(r, columns.get(r.table)) for r in items]`` without brackets.
+
+    Exactly the text json.dumps writes for those dicts (a test compares them): the parts that
+    repeat (table, source, columns, region, detail, ...) are encoded once and reused, only the
+    values go through the C encoder per item. Anything unusual takes json.dumps itself.
+    """
+    enc = encode_json
+    heads: dict[tuple[str, str], str] = {}
+    mids: dict[str, str] = {}
+    confs: dict[float, str] = {}
+    tails: dict[tuple[str, str, bool, bool], str] = {}
+    out: list[str] = []
+    append = out.append
+    for r in items:
+        page, offset, rowid, table, conf = r.page, r.offset, r.rowid, r.table, r.confidence
+        rowid_live, partial = r.rowid_live, r.partial
+        if not (type(page) is int and type(offset) is int and (rowid is None or type(rowid) is int)
+                and type(table) is str and type(r.source) is str and type(conf) is float
+                and type(rowid_live) is bool and type(partial) is bool and math.isfinite(conf)):
+            append(enc(_item_dict(r, columns.get(table))))
+            continue
+        head = heads.get((table, r.source))
+        if head is None:
+            head = heads[(table, r.source)] = \
+                f'{{"table": {enc(table)}, "source": {enc(r.source)}, "page": '
+        mid = mids.get(table)
+        if mid is None:
+            mid = mids[table] = f', "columns": {enc(columns.get(table))}, "confidence": '
+        c = confs.get(conf)
+        if c is None:
+            c = confs[conf] = enc(round(conf, 3))
+        if r.frame is None and not r.candidates and not r.also_found_in:
+            key = (r.region, r.detail, rowid_live, partial)
+            tail = tails.get(key)
+            if tail is None:
+                tail = tails[key] = (f', "region": {enc(r.region)}, "frame": null, "detail": {enc(r.detail)}, '
+                                     f'"candidates": [], "rowid_live": {enc(rowid_live)}, '
+                                     f'"partial": {enc(partial)}, "also_found_in": []}}')
+        else:
+            tail = (f', "region": {enc(r.region)}, "frame": {enc(r.frame)}, "detail": {enc(r.detail)}, '
+                    f'"candidates": {enc(r.candidates)}, "rowid_live": {enc(rowid_live)}, '
+                    f'"partial": {enc(partial)}, "also_found_in": {enc(r.also_found_in)}}}')
+        append(f'{head}{page}, "offset": {offset}, "rowid": {"null" if rowid is None else rowid}, '
+               f'"values": {enc(plain_values(r.values))}{mid}{c}{tail}')
+    return ", ".join(out)
 
 
 def jsonable(value: Any) -> Any:
@@ -202,10 +309,7 @@ def build_report(evidence: "Evidence", db: "ParsedDatabase", facts: dict[int, di
         "secure_delete": _secure_delete_verdict(free_zero, free_residue, fb_zero, fb_residue),
         "page_errors": sum(1 for p in page_list if p["error"]),
     }
-    columns = {name: lt.schema.column_names for name, lt in db.tables.items()}
-    columns["sqlite_master"] = ["type", "name", "tbl_name", "rootpage", "sql"]
-    for ts in dropped:
-        columns[ts.name] = ts.column_names
+    columns = report_columns(db, dropped)
     rec_counts: dict[str, int] = {}
     for r in recovered:
         rec_counts[r.table] = rec_counts.get(r.table, 0) + 1
@@ -249,6 +353,15 @@ def build_report(evidence: "Evidence", db: "ParsedDatabase", facts: dict[int, di
     return Report(file=file_info, header=header, pages=pages, integrity=integrity, wal=wal, journal=journal,
                   tables=tables, timeline=timeline, recovered=recovered, schema_history=schema_history,
                   errors=db.errors, page_list=page_list, columns=columns, meta=meta)
+
+
+def report_columns(db: "ParsedDatabase", dropped: list["TableSchema"]) -> dict[str, list[str]]:
+    """Column names per table a recovered row can belong to (live, sqlite_master, dropped)."""
+    columns = {name: lt.schema.column_names for name, lt in db.tables.items()}
+    columns["sqlite_master"] = ["type", "name", "tbl_name", "rootpage", "sql"]
+    for ts in dropped:
+        columns[ts.name] = ts.column_names
+    return columns
 
 
 def _registry_groups() -> dict[str, str]:
@@ -408,47 +521,100 @@ def render_text(report: Report, *, max_rows: int = 10) -> str:
 PARALLEL_MIN_ITEMS = 20000
 
 
-def write_outputs(report: Report, case_dir: Path, *, workers: int | None = None) -> dict[str, Path]:
+def _fork_allowed(workers: int | None, big: bool) -> bool:
+    """Whether a forked child may write SQLite files now.
+
+    The child uses SQLite: fork only when this is the process's only thread (a lock held by
+    another thread at fork time would stay locked in the child forever).
+    """
+    return ((workers is None and big) or (workers or 1) > 1) and threading.active_count() == 1 \
+        and sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
+def _fork_run(task: Any, *args: Any) -> int:
+    """Run ``task(*args)`` in a forked child; its pid (> 0), or -1 if fork failed (nothing ran)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            pid = os.fork()
+        except OSError:
+            return -1
+    if pid == 0:  # the child: do the task and leave without the parent's cleanup
+        code = 1
+        try:
+            task(*args)
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _child_ok(pid: int) -> bool:
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return False
+    return status == 0
+
+
+class RecoveredRowsWriter:
+    """case.db's ``recovered_rows`` table, written by a forked child while the report is assembled.
+
+    :meth:`start` returns None when no child may be used (small case, ``workers=1``, other threads
+    in the process, not Linux); :func:`write_outputs` then writes everything itself. If the child
+    fails, write_outputs rewrites case.db whole, so the result never depends on the child.
+    """
+
+    def __init__(self, pid: int, recovered: list[Recovered], path: Path) -> None:
+        self.pid = pid
+        self.recovered = recovered
+        self.path = path
+        self.ok: bool | None = None
+
+    @classmethod
+    def start(cls, recovered: list[Recovered], columns: dict[str, list[str]], n_pages: int, case_dir: Path,
+              workers: int | None = None) -> "RecoveredRowsWriter | None":
+        from .casedb import write_recovered_rows
+
+        path = Path(case_dir) / "case.db"
+        if not _fork_allowed(workers, len(recovered) + n_pages >= PARALLEL_MIN_ITEMS):
+            return None
+        pid = _fork_run(write_recovered_rows, path, recovered, columns)
+        return cls(pid, recovered, path) if pid > 0 else None
+
+    def wait(self) -> bool:
+        """Wait for the child; True if it wrote the table."""
+        if self.ok is None:
+            self.ok = _child_ok(self.pid)
+        return self.ok
+
+
+def write_outputs(report: Report, case_dir: Path, *, workers: int | None = None,
+                  recovered_rows: RecoveredRowsWriter | None = None) -> dict[str, Path]:
     """Write report.md, report.json and case.db into the case folder.
 
     For a large report (and ``workers`` not 1, on Linux) case.db is written by a forked child while
     this process writes the JSON and Markdown; if the child fails, case.db is rewritten here.
+    ``recovered_rows``: a child already writing case.db's biggest table (see
+    :class:`RecoveredRowsWriter`); the other tables are added here when it is done.
     """
-    from .casedb import write_case_db
+    from .casedb import write_case_db, write_case_tables
 
     case_dir = Path(case_dir)
     paths = {"md": case_dir / "report.md", "json": case_dir / "report.json", "db": case_dir / "case.db"}
     pid = 0
-    big = len(report.recovered) + len(report.page_list) >= PARALLEL_MIN_ITEMS
-    # The child uses SQLite: fork only when this is the process's only thread (a lock held by
-    # another thread at fork time would stay locked in the child forever).
-    alone = threading.active_count() == 1
-    if (workers is None and big or (workers or 1) > 1) and alone and sys.platform.startswith("linux") \
-            and hasattr(os, "fork"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            try:
-                pid = os.fork()
-            except OSError:
-                pid = -1
-        if pid == 0:  # the child: write case.db and leave without the parent's cleanup
-            code = 1
-            try:
-                write_case_db(report, paths["db"])
-                code = 0
-            finally:
-                os._exit(code)
+    if recovered_rows is None and _fork_allowed(workers, report._large()):
+        pid = _fork_run(write_case_db, report, paths["db"])
     try:
         paths["md"].write_text(render_text(report, max_rows=50), encoding="utf-8")
         with open(paths["json"], "w", encoding="utf-8") as out:
             report.write_json(out)
     finally:
-        status = 1
-        if pid > 0:
-            try:
-                _, status = os.waitpid(pid, 0)
-            except ChildProcessError:
-                status = 1
-    if status != 0:
+        whole = _child_ok(pid) if pid > 0 else False
+        table = recovered_rows is not None and recovered_rows.wait() \
+            and recovered_rows.recovered is report.recovered and recovered_rows.path == paths["db"]
+    if table:
+        write_case_tables(report, paths["db"])
+    elif not whole:
         write_case_db(report, paths["db"])
     return paths
