@@ -19,6 +19,7 @@ byte-identical folders; the wall-clock time is in the folder's name.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import datetime as _dt
 import functools
 import hashlib
@@ -143,15 +144,17 @@ def decode_lines(text: str, count: int) -> list[dict[str, Any]]:
     Gives exactly what :func:`decode_row` gives line by line, or raises ValueError; the caller
     then decodes line by line to find and name the bad line.
     """
-    parts = text.split("\n")  # JSON strings cannot hold a raw newline, so this splits rows exactly
-    if parts[-1] == "":
-        parts.pop()
-    if len(parts) != count:
-        raise ValueError("line count")
-    rows = _DECODER.decode("[" + ",".join(parts) + "]")
+    # JSON strings cannot hold a raw newline, so the newlines are exactly the row separators: as
+    # commas they make one array. A line with no value breaks the syntax, a line with two makes
+    # the count wrong: either way the caller goes line by line and names the line.
+    body = text[:-1] if text.endswith("\n") else text
+    rows = _DECODER.decode("[" + body.replace("\n", ",") + "]")
     if len(rows) != count or any(type(row) is not dict for row in rows):
         raise ValueError("not one object per line")
-    if text.count('":') - text.count('\\":') != sum(map(len, rows)):
+    keys = body.count('":')
+    if "\\" in body:  # an escaped quote before a colon is inside a string, not a key
+        keys -= body.count('\\":')
+    if keys != sum(map(len, rows)):
         raise ValueError("possible duplicate key")  # see decode_row
     if "[" in text or text.count("{") != count:
         for row in rows:
@@ -388,6 +391,20 @@ def export_name(now: _dt.datetime | None = None) -> str:
 # --------------------------------------------------------------------------- reading / verifying
 
 
+def _scan_file(path: Path) -> tuple[str, int, bytes, os.stat_result]:
+    """sha256, newline count, last byte and identity of one file, read once."""
+    digest = hashlib.sha256()
+    lines = 0
+    last = b"\n"
+    with open(path, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return digest.hexdigest(), lines, last, info
+
+
 class ExportFolderSource:
     """An export folder as a :class:`~bakestore.sources.RowSource`, verified before use."""
 
@@ -480,31 +497,54 @@ class ExportFolderSource:
         self._load_manifest()
         self._identity = {}
         specs = self.registry.exported_tables
-        for index, spec in enumerate(specs):
-            entry = self._entries[spec.name]
-            file_path = self.path / entry["file"]
-            if file_path.is_symlink():
-                raise self._fail(f"{entry['file']} is a symlink; refusing to follow it")
-            if not file_path.is_file():
-                raise self._fail(f"{entry['file']} is missing")
-            digest = hashlib.sha256()
-            lines = 0
-            last = b"\n"
-            with open(file_path, "rb") as handle:
-                info = os.fstat(handle.fileno())
-                while chunk := handle.read(1 << 20):
-                    digest.update(chunk)
-                    lines += chunk.count(b"\n")
-                    last = chunk[-1:]
-            if digest.hexdigest() != entry["sha256"]:
-                raise self._fail(f"{entry['file']}: sha256 does not match the manifest (file changed or truncated)")
-            if last != b"\n":
-                raise self._fail(f"{entry['file']}: line {lines + 1}: no newline at the end of the file (truncated?)")
-            if lines != entry["rows"]:
-                raise self._fail(f"{entry['file']}: {lines} rows but the manifest says {entry['rows']}")
-            self._identity[spec.name] = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-            if progress:
-                progress(spec.name, index + 1, len(specs))
+        paths = {spec.name: self.path / self._entries[spec.name]["file"] for spec in specs}
+        # Hash two files at a time (hashlib lets go of the GIL); problems are still reported in
+        # table order, the first one found, as if the files were read one after the other.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            scans = {name: pool.submit(_scan_file, path) for name, path in paths.items()
+                     if not path.is_symlink() and path.is_file()}
+            for index, spec in enumerate(specs):
+                entry = self._entries[spec.name]
+                file_path = paths[spec.name]
+                if file_path.is_symlink():
+                    raise self._fail(f"{entry['file']} is a symlink; refusing to follow it")
+                if spec.name not in scans:
+                    raise self._fail(f"{entry['file']} is missing")
+                digest, lines, last, info = scans[spec.name].result()
+                if digest != entry["sha256"]:
+                    raise self._fail(f"{entry['file']}: sha256 does not match the manifest (file changed or "
+                                     "truncated)")
+                if last != b"\n":
+                    raise self._fail(f"{entry['file']}: line {lines + 1}: no newline at the end of the file "
+                                     "(truncated?)")
+                if lines != entry["rows"]:
+                    raise self._fail(f"{entry['file']}: {lines} rows but the manifest says {entry['rows']}")
+                self._identity[spec.name] = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+                if progress:
+                    progress(spec.name, index + 1, len(specs))
+
+    def handoff(self) -> dict[str, Any]:
+        """What :meth:`from_handoff` needs to read this verified folder in another process
+        without hashing it again: the manifest entries and each file's identity at verification."""
+        if not self._identity:
+            raise SourceError(f"{self.path}: not verified yet")
+        return {"path": str(self.path), "manifest": self.manifest, "entries": self._entries,
+                "identity": {name: list(ident) for name, ident in self._identity.items()},
+                "sha256": self._sha, "db_id": self.db_id}
+
+    @classmethod
+    def from_handoff(cls, state: dict[str, Any], registry: Registry = REGISTRY) -> "ExportFolderSource":
+        """The same verified folder in a second process (restore's parallel load). Every file is
+        still checked against the identity it had when it was hashed before it is read."""
+        source = cls(state["path"], registry)
+        source.manifest, source._entries, source._sha = state["manifest"], state["entries"], state["sha256"]
+        source.db_id = state["db_id"]
+        source._identity = {name: (ident[0], ident[1], ident[2], ident[3]) for name, ident in state["identity"].items()}
+        return source
+
+    def file_sizes(self) -> dict[str, int]:
+        """Bytes per table file (as verified): how restore splits the load between two processes."""
+        return {name: ident[2] for name, ident in self._identity.items()}
 
     def checksum(self) -> str | None:
         return self._sha
