@@ -16,7 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .btree import PageView, WalkResult, walk_btree
 from .carve import Carver, PrefixLookup, Recovered, deduplicate, serial_templates
@@ -81,6 +81,49 @@ class ParsedDatabase:
     live_rowids: dict[str, dict[int, int]]
     templates: dict[str, dict[int, int]]
     sequence: dict[str, int]
+    #: Live rows walked but not decoded yet: (table, error slot, (rowid, payload)s, index payloads).
+    pending_rows: list[tuple[str, int, list[tuple[int, bytes]], list[bytes]]] = field(default_factory=list)
+
+    def decode_live_rows(self) -> None:
+        """Decode the walked live rows into ``tables[...].rows`` and fill ``sequence``.
+
+        parse_database(decode_rows=False) leaves this for later (analyze runs it while a worker
+        process carves). Rows that do not decode become errors, placed in ``errors`` exactly where
+        decoding during the walk would have put them, so the report is the same either way.
+        """
+        if not self.pending_rows:
+            return
+        encoding = (self.header_current or self.header).encoding
+        inserts: list[tuple[int, list[dict[str, Any]]]] = []
+        for name, slot, walked, index_payloads in self.pending_rows:
+            lt = self.tables[name]
+            ts = lt.schema
+            errs: list[dict[str, Any]] = []
+            rows = lt.rows = []
+            alias = ts.rowid_alias
+            for rowid, payload in walked:
+                try:
+                    vals = decode_record(payload, encoding)
+                except PARSE_ERRORS as exc:
+                    errs.append({"page": None, "owner": name, "error": f"row {rowid}: {exc}"})
+                    continue
+                if alias is not None and alias < len(vals):
+                    vals = vals[:alias] + (rowid,) + vals[alias + 1:]
+                rows.append((rowid, vals))
+            for payload in index_payloads:
+                try:
+                    rows.append((0, decode_record(payload, encoding)))
+                except PARSE_ERRORS as exc:
+                    errs.append({"page": None, "owner": name, "error": f"row: {exc}"})
+            if errs:
+                inserts.append((slot, errs))
+        for slot, errs in reversed(inserts):
+            self.errors[slot:slot] = errs
+        self.pending_rows = []
+        if "sqlite_sequence" in self.tables:
+            for _, vals in self.tables["sqlite_sequence"].rows:
+                if len(vals) >= 2 and isinstance(vals[1], int):
+                    self.sequence[str(vals[0])] = vals[1]
 
 
 def _integrity_worker(work_db: Path, mode: str, out: dict[str, Any]) -> None:
@@ -182,6 +225,7 @@ def parse_database(data: bytes, wal_data: bytes = b"", journal_data: bytes = b""
     templates: dict[str, dict[int, int]] = {"sqlite_master": serial_templates(SQLITE_MASTER,
                                                                               [p for _, p in master.rows])}
     payloads_by_table: dict[str, list[bytes]] = {}
+    pending: list[tuple[str, int, list[tuple[int, bytes]], list[bytes]]] = []
     for entry in schema:
         if entry.type == "table" and entry.sql and entry.rootpage > 0:
             ts = parse_create_table(entry.name, entry.sql, entry.rootpage)
@@ -194,23 +238,8 @@ def parse_database(data: bytes, wal_data: bytes = b"", journal_data: bytes = b""
                 k = hash(payload)
                 live_keys.add(k)
                 keys[rowid] = k
-            if decode_rows:
-                for rowid, payload in walk.rows:
-                    try:
-                        vals = decode_record(payload, encoding)
-                    except PARSE_ERRORS as exc:
-                        errors.append({"page": None, "owner": entry.name, "error": f"row {rowid}: {exc}"})
-                        continue
-                    if ts.rowid_alias is not None and ts.rowid_alias < len(vals):
-                        vals = vals[:ts.rowid_alias] + (rowid,) + vals[ts.rowid_alias + 1:]
-                    lt.rows.append((rowid, vals))
-                for payload in walk.index_payloads:
-                    try:
-                        lt.rows.append((0, decode_record(payload, encoding)))
-                    except PARSE_ERRORS as exc:
-                        errors.append({"page": None, "owner": entry.name, "error": f"row: {exc}"})
-            else:
-                lt.rows = [(rowid, ()) for rowid, _ in walk.rows]
+            # Decoded later (decode_live_rows); its errors go where decoding here would have put them.
+            pending.append((entry.name, len(errors), walk.rows, walk.index_payloads))
             payloads_by_table[entry.name] = [p for _, p in walk.rows[:2000]]
             templates[entry.name] = serial_templates(ts, payloads_by_table[entry.name])
             tables[entry.name] = lt
@@ -233,14 +262,12 @@ def parse_database(data: bytes, wal_data: bytes = b"", journal_data: bytes = b""
     if lock:
         page_kind.setdefault(lock, "lock_byte")
 
-    sequence: dict[str, int] = {}
-    if "sqlite_sequence" in tables:
-        for _, vals in tables["sqlite_sequence"].rows:
-            if len(vals) >= 2 and isinstance(vals[1], int):
-                sequence[str(vals[0])] = vals[1]
-    return ParsedDatabase(header, header_current, page_size, usable, main_pages, n_current, view_main,
-                          view_current, wal, wal_data, None, journal_data, schema, tables, index_pages,
-                          page_kind, page_owner, freelist, errors, live_keys, live_rowids, templates, sequence)
+    db = ParsedDatabase(header, header_current, page_size, usable, main_pages, n_current, view_main,
+                        view_current, wal, wal_data, None, journal_data, schema, tables, index_pages,
+                        page_kind, page_owner, freelist, errors, live_keys, live_rowids, templates, {}, pending)
+    if decode_rows:
+        db.decode_live_rows()
+    return db
 
 
 def dropped_schemas(carver_hits: list[Recovered], live: dict[str, LiveTable]) -> list[TableSchema]:
@@ -265,12 +292,15 @@ def dropped_schemas(carver_hits: list[Recovered], live: dict[str, LiveTable]) ->
 
 
 def carve_all(db: ParsedDatabase, schemas: list[TableSchema], *, schema_pass: bool = False,
-              workers: int | None = None) -> tuple[list[Recovered], dict[int, dict[str, Any]]]:
+              workers: int | None = None, while_carving: Callable[[], None] | None = None
+              ) -> tuple[list[Recovered], dict[int, dict[str, Any]]]:
     """Carve every place deleted records can be: pages, freelist, WAL frames, journal, superseded pages.
 
     ``schema_pass`` carves only sqlite_master-shaped records from schema pages (to learn dropped
     tables before the main pass). ``workers``: processes for the page pass (None: automatic, see
     :func:`_carve_pages_parallel`; 1: this process only). The result is the same either way.
+    ``while_carving``: work of the caller's that needs no carving result, run while a worker
+    process carves (or first, without one).
     """
     effective = db.header_current or db.header
     carver = Carver(schemas, encoding=effective.encoding, usable=db.usable, live_keys=db.live_keys,
@@ -286,9 +316,11 @@ def carve_all(db: ParsedDatabase, schemas: list[TableSchema], *, schema_pass: bo
     schema_pages = {pg for pg, owner in db.page_owner.items() if owner == "sqlite_master"} | {1}
 
     pages = [pgno for pgno in range(1, db.current_pages + 1) if not schema_pass or pgno in schema_pages]
-    per_page = _carve_pages_parallel(db, carver, pages, wal_current_frame, workers) \
+    per_page = _carve_pages_parallel(db, carver, pages, wal_current_frame, workers, while_carving) \
         if not schema_pass else None
     if per_page is None:
+        if while_carving is not None:
+            while_carving()
         per_page = _carve_pages(db, carver, pages, wal_current_frame)
     for pgno in pages:
         got = per_page.get(pgno)
@@ -396,13 +428,14 @@ def _carve_pages(db: ParsedDatabase, carver: Carver, pages: Iterable[int], wal_c
 
 #: Below this many pages a second process costs more than it saves.
 PARALLEL_MIN_PAGES = 2000
-_CHUNK = 64  # pages per slice; slices alternate between the processes to balance the load
+_CHUNK = 64  # pages per work item; both processes take items from a shared queue until it is empty
+_MAX_ITEMS = 4096  # work items in the queue (4 bytes each: the queue pipe is filled before the fork)
 
 
 def _worker_count(workers: int | None) -> int:
     if workers is not None:
         return max(1, workers)
-    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork") or not hasattr(os, "memfd_create"):
         return 1
     try:
         return min(2, len(os.sched_getaffinity(0)))
@@ -411,16 +444,21 @@ def _worker_count(workers: int | None) -> int:
 
 
 def _carve_pages_parallel(db: ParsedDatabase, carver: Carver, pages: list[int], wal_current_frame: dict[int, int],
-                          workers: int | None) -> dict[int, tuple[list[Recovered], dict[str, Any]]] | None:
+                          workers: int | None, while_carving: Callable[[], None] | None = None
+                          ) -> dict[int, tuple[list[Recovered], dict[str, Any]]] | None:
     """Carve the pages in a forked child and this process at once (carving is CPU-bound Python).
 
-    The child inherits the parsed database and the page images (copy-on-write: nothing is
-    re-read, nothing opened) and sends its results back through a pipe. ``None`` when one process
-    is all there is to use or the file is small; if the child fails in any way, its pages are
-    carved here, so the result never depends on the child.
+    The pages are cut into work items, put in a pipe before the fork; each process takes the
+    next item when it is free (so the split follows the actual speed of each process, e.g. on a
+    machine that is busy with other work). The child inherits the parsed database and the page
+    images (copy-on-write: nothing is re-read, nothing opened) and appends its results per item
+    to an anonymous memory file. This process first runs ``while_carving`` (work that does not
+    need the carving results), then carves. Any item whose result does not come back from the
+    child is carved here, so the result never depends on the child. ``None`` when one process is
+    all there is to use or the file is small.
     """
     n = _worker_count(workers)
-    if n < 2 or (workers is None and len(pages) < PARALLEL_MIN_PAGES):
+    if n < 2 or (workers is None and len(pages) < PARALLEL_MIN_PAGES) or not hasattr(os, "memfd_create"):
         return None
     # fork() copies only this thread: any lock another thread holds stays locked in the child.
     # Fork only when the sole other thread is our own integrity check (which the child never
@@ -428,45 +466,80 @@ def _carve_pages_parallel(db: ParsedDatabase, carver: Carver, pages: list[int], 
     ours = {t for t in threading.enumerate() if t.name == "forensics-integrity"}
     if len(set(threading.enumerate()) - ours) > 1:
         return None
-    mine = [p for i, p in enumerate(pages) if (i // _CHUNK) % 2 == 0]
-    theirs = [p for i, p in enumerate(pages) if (i // _CHUNK) % 2 == 1]
+    size = max(_CHUNK, -(-len(pages) // _MAX_ITEMS))
+    chunks = [pages[i:i + size] for i in range(0, len(pages), size)]
+    fds: list[int] = []
     try:
-        read_fd, write_fd = os.pipe()
+        queue_r, queue_w = os.pipe()
+        fds += [queue_r, queue_w]
+        out_fd = os.memfd_create("bakestore-carve", os.MFD_CLOEXEC)
+        fds.append(out_fd)
+        tokens = b"".join(i.to_bytes(4, "little") for i in range(len(chunks)))
+        os.set_blocking(queue_w, False)  # a pipe smaller than the queue must fail here, not hang
+        if os.write(queue_w, tokens) != len(tokens):
+            raise OSError("work queue did not fit in the pipe")
+        os.close(queue_w)
+        fds.remove(queue_w)
     except OSError:
+        for fd in fds:
+            os.close(fd)
         return None
+
+    def take() -> int | None:
+        token = os.read(queue_r, 4)  # reads of 4 bytes from a pipe are atomic between readers
+        return int.from_bytes(token, "little") if len(token) == 4 else None
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with the integrity thread running
         try:
             pid = os.fork()
         except OSError:
-            os.close(read_fd)
-            os.close(write_fd)
-            return None
+            pid = -1
     if pid == 0:  # the child: carve, send, leave without running any of the parent's cleanup
         code = 1
         try:
-            os.close(read_fd)
-            got = _carve_pages(db, carver, theirs, wal_current_frame)
-            packed = {pg: ([_pack(it) for it in its], f) for pg, (its, f) in got.items()}
-            with os.fdopen(write_fd, "wb") as out:
-                pickle.dump(packed, out, protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(out_fd, "wb", closefd=False) as out:
+                while (i := take()) is not None:
+                    got = _carve_pages(db, carver, chunks[i], wal_current_frame)
+                    packed = {pg: ([_pack(it) for it in its], f) for pg, (its, f) in got.items()}
+                    pickle.dump((i, packed), out, protocol=pickle.HIGHEST_PROTOCOL)
             code = 0
         finally:
             os._exit(code)
-    os.close(write_fd)
-    result = _carve_pages(db, carver, mine, wal_current_frame)
+    result: dict[int, tuple[list[Recovered], dict[str, Any]]] = {}
+    done: set[int] = set()
     try:
-        with os.fdopen(read_fd, "rb") as src:
-            packed = pickle.load(src)
-        for pg, (its, f) in packed.items():
-            result[pg] = ([Recovered(*t) for t in its], f)
-    except Exception:  # noqa: BLE001 - a failed child only costs time: carve its pages here
-        result.update(_carve_pages(db, carver, theirs, wal_current_frame))
+        if while_carving is not None:
+            while_carving()
+        if pid > 0:
+            while (i := take()) is not None:
+                result.update(_carve_pages(db, carver, chunks[i], wal_current_frame))
+                done.add(i)
     finally:
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
+        os.close(queue_r)
+        if pid > 0:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+    try:
+        os.lseek(out_fd, 0, os.SEEK_SET)
+        with os.fdopen(out_fd, "rb") as src:
+            while True:
+                try:
+                    i, packed = pickle.load(src)
+                except EOFError:
+                    break
+                if i in done or not 0 <= i < len(chunks):
+                    continue
+                for pg, (its, f) in packed.items():
+                    result[pg] = ([Recovered(*t) for t in its], f)
+                done.add(i)
+    except Exception:  # noqa: BLE001 - a damaged tail from a failed child: its items are carved below
+        pass
+    for i, chunk in enumerate(chunks):
+        if i not in done:
+            result.update(_carve_pages(db, carver, chunk, wal_current_frame))
     return result
 
 
@@ -542,15 +615,17 @@ def _analyze(path: str | Path, case_dir: str | Path, *, integrity: str, write: b
     else:
         integrity_out.update({"mode": "none", "ok": None, "messages": [], "row_counts": {}})
     lap("copy_and_hash")
-    db = load(evidence)
+    db = load(evidence, decode_rows=False)
     lap("parse")
     live = db.tables
     live_schemas = [lt.schema for lt in live.values()]
     master_items, _ = carve_all(db, [SQLITE_MASTER], schema_pass=True)
     dropped = dropped_schemas(master_items, live)
-    items, facts = carve_all(db, [SQLITE_MASTER, *live_schemas, *dropped], workers=workers)
-    recovered = deduplicate(drop_live_prefixes(items, db))
+    items, facts = carve_all(db, [SQLITE_MASTER, *live_schemas, *dropped], workers=workers,
+                             while_carving=db.decode_live_rows)
     lap("carve")
+    recovered = deduplicate(drop_live_prefixes(items, db))
+    lap("deduplicate")
     if thread is not None:
         thread.join()  # before a fork: the case.db writer uses SQLite, so no other thread may be in it
     lap("wait_for_integrity_check")
