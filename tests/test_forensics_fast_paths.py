@@ -95,3 +95,33 @@ def test_case_db_recovered_rows_hold_the_values(tmp_path: Path) -> None:
         assert (table, page, rowid) == (item.table, item.page, item.rowid)
         assert values_json == json.dumps(report.to_dict()["recovered"][i - 1]["values"], ensure_ascii=False)
         assert json.loads(candidates) == item.candidates
+
+
+def test_drop_live_prefixes_matches_the_prefix_lookup() -> None:
+    from types import SimpleNamespace
+
+    from bakestore.forensics.analysis import drop_live_prefixes
+    from bakestore.forensics.carve import PrefixLookup
+
+    rng = random.Random(8)
+    words = ["", "a", "ab", "abc", "b", "ba", "MK1", "MK12", "MK123"]
+    live_rows = [(i, (i, rng.choice(words), rng.choice([None, 1, 2, "2"]), rng.choice(words))) for i in range(400)]
+    live_rows += [(500 + i, (None, rng.choice(words))) for i in range(20)]  # another width
+    db = SimpleNamespace(tables={"t": SimpleNamespace(rows=live_rows)})
+    items = []
+    for k in range(3000):
+        _, vals = rng.choice(live_rows)
+        cut = [v if rng.random() < 0.6 else None for v in vals]
+        j = rng.randrange(len(cut))
+        if isinstance(cut[j], str):
+            cut[j] = cut[j][:rng.randint(0, len(cut[j]))]
+        if rng.random() < 0.2:
+            cut[rng.randrange(len(cut))] = rng.choice(words + [7, None])
+        items.append(Recovered(rng.choice(["t", "t", "gone"]), "freelist", 1, k, None, cut, 0.9, "cell",
+                               partial=rng.random() < 0.8, key=k))
+    ref: PrefixLookup[bool] = PrefixLookup()
+    ref.extend("t", [(vals, True) for _, vals in live_rows])
+    expected = [it for it in items if not (it.partial and ref.find(it.table, it.values))]
+    got = drop_live_prefixes(items, db)  # type: ignore[arg-type]
+    assert [id(it) for it in got] == [id(it) for it in expected]
+    assert len(expected) < len(items) and any(it.partial for it in expected)

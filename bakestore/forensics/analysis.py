@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .btree import PageView, WalkResult, walk_btree
-from .carve import Carver, PrefixLookup, Recovered, deduplicate, serial_templates
+from .carve import (Carver, Recovered, _hashable, _loose_candidates, deduplicate, prefix_of,
+                    serial_templates)
 from .evidence import Evidence, collect, make_work_copy, verify_originals
 from .fileformat import (PARSE_ERRORS, SQLITE_MASTER, Header, TableSchema, decode_record, parse_create_table,
                          parse_header)
@@ -550,11 +551,39 @@ def _pack(item: Recovered) -> tuple[Any, ...]:
 
 def drop_live_prefixes(items: list[Recovered], db: ParsedDatabase) -> list[Recovered]:
     """A truncated record cannot be compared by its bytes; drop it if it may be a live row's start."""
-    partial_tables = {it.table for it in items if it.partial and it.table in db.tables}
-    live: PrefixLookup[bool] = PrefixLookup()
-    for name in partial_tables:
-        live.extend(name, [(vals, True) for _, vals in db.tables[name].rows])
-    return [it for it in items if not (it.partial and live.find(it.table, it.values))]
+    probes: dict[str, list[Recovered]] = {}
+    for it in items:
+        if it.partial and it.table in db.tables:
+            probes.setdefault(it.table, []).append(it)
+    dead: set[int] = set()
+    for name, its in probes.items():
+        rows = [(vals, True) for _, vals in db.tables[name].rows]
+        if not rows:
+            continue
+        # The candidates PrefixLookup.find would test: rows sharing the probe's first present
+        # value (its anchor), or every row for a probe without one. Indexed here only for the
+        # anchor values the probes carry (a few hundred probes against a large table).
+        anchors: dict[int, set[Any]] = {}
+        for it in its:
+            present = [i for i, v in enumerate(it.values) if v is not None]
+            if len(present) > 1:
+                anchors.setdefault(present[0], set()).add(_hashable(it.values[present[0]]))
+        index: dict[tuple[int, Any], list[tuple[tuple[Any, ...], bool]]] = {}
+        for i, wanted in anchors.items():
+            for entry in rows:
+                if i < len(entry[0]):
+                    key = _hashable(entry[0][i])
+                    if key in wanted:
+                        index.setdefault((i, key), []).append(entry)
+        for it in its:
+            present = [i for i, v in enumerate(it.values) if v is not None]
+            if len(present) > 1:
+                candidates = index.get((present[0], _hashable(it.values[present[0]])), [])
+            else:
+                candidates = _loose_candidates(it.values, present, rows)
+            if any(prefix_of(it.values, vals) for vals, _ in candidates):
+                dead.add(id(it))
+    return [it for it in items if id(it) not in dead]
 
 
 def load(evidence: Evidence, *, decode_rows: bool = True) -> ParsedDatabase:

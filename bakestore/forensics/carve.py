@@ -836,10 +836,29 @@ class PrefixLookup(Generic[T]):
                         idx.setdefault(_hashable(entry[0][i]), []).append(entry)
                 self.index[(table, i)] = idx
             candidates = idx.get(_hashable(values[i]), [])
-        for vals, payload in candidates:
+        for vals, payload in candidates if anchors else _loose_candidates(values, present, rows):
             if prefix_of(values, vals) and (accept is None or accept(payload)):
                 return payload
         return None
+
+
+def _loose_candidates(values: Sequence[Any], present: list[int], rows: list[tuple[Sequence[Any], T]]
+                      ) -> Iterable[tuple[Sequence[Any], T]]:
+    """The rows ``prefix_of(values, row)`` can accept when at most one value is present.
+
+    Such a probe has no anchor to index on, so every row is a candidate; this cheap filter (the
+    same test prefix_of makes, inline) keeps the full check for the few that pass.
+    """
+    n = len(values)
+    if not present:
+        return [e for e in rows if len(e[0]) == n]
+    j = present[0]
+    p = values[j]
+    if isinstance(p, (str, bytes)):
+        tp = type(p)
+        return [e for e in rows if len(e[0]) == n and (e[0][j] == p or (type(e[0][j]) is tp
+                                                                       and e[0][j].startswith(p)))]
+    return [e for e in rows if len(e[0]) == n and e[0][j] == p]
 
 
 def _hashable(v: Any) -> Any:
