@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import operator
 import os
 import pickle
 import sys
@@ -546,7 +548,10 @@ def _carve_pages_parallel(db: ParsedDatabase, carver: Carver, pages: list[int], 
 
 def _pack(item: Recovered) -> tuple[Any, ...]:
     """A Recovered as a plain tuple in field order (pickles and loads much faster than the object)."""
-    return tuple(item.__dict__.values())
+    return _FIELDS(item)
+
+
+_FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(Recovered)))
 
 
 def drop_live_prefixes(items: list[Recovered], db: ParsedDatabase) -> list[Recovered]:

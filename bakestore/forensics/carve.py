@@ -27,7 +27,7 @@ _MIN_CONFIDENCE = 0.5
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 
 
-@dataclass
+@dataclass(slots=True)
 class Recovered:
     """One recovered record, with everything the report and case.db show about it."""
 
@@ -154,7 +154,10 @@ class TableMatcher:
             else:
                 parts.append(_ANY)
         lo, hi = self.n + 1, min(0x7F, 3 * self.n + 1)
-        self.header_pattern = _byte_class(range(lo, hi + 1)) + b"".join(parts) if lo <= 0x7F else None
+        #: The header-length byte a record of this table can start with, and the serial types after it.
+        self.first_bytes = range(lo, hi + 1)
+        self.rest_pattern = b"".join(parts)
+        self.header_pattern = _byte_class(self.first_bytes) + self.rest_pattern if lo <= 0x7F else None
 
     def check(self, sts: list[int], first: int = 0) -> bool:
         """True if ``sts`` fit columns ``first..n-1`` of this table."""
@@ -260,10 +263,21 @@ class Carver:
             self.all_by_n.setdefault(m.n, []).append(m)
             if not m.weak:
                 self.by_n.setdefault(m.n, []).append(m)
-        patterns = [b"(?P<t%d>%s)" % (i, m.header_pattern) for i, m in enumerate(self.matchers)
-                    if m.header_pattern is not None and not m.weak]
-        self.scan_re = re.compile(b"(?=" + b"|".join(patterns) + b")", re.S) if patterns else None
+        # Every offset where some table's header pattern matches. The pattern starts with one
+        # byte class (every possible header-length byte), so the regex engine skips ahead at C
+        # speed to the few offsets worth trying; a lookbehind then checks the byte against that
+        # table's own range and a lookahead the serial types after it. The match is that one
+        # byte, so the next search starts at the next offset: every offset is still considered.
+        scannable = [m for m in self.matchers if m.header_pattern is not None and not m.weak]
+        firsts = sorted({b for m in scannable for b in m.first_bytes})
+        alternatives = [b"(?<=%s)(?=%s)" % (_byte_class(m.first_bytes), m.rest_pattern) for m in scannable]
+        self.scan_re = re.compile(_byte_class(firsts) + b"(?:" + b"|".join(alternatives) + b")", re.S) \
+            if scannable else None
         self.max_n = max((m.n for m in self.matchers), default=0)
+        #: Position of the rowid alias per table (the first matcher of that name, as attribution uses).
+        self.alias_of: dict[str, int | None] = {}
+        for m in self.matchers:
+            self.alias_of.setdefault(m.name, m.schema.rowid_alias)
         self._restricted: dict[str, dict[int, list[TableMatcher]]] = {}
 
     # ---------------------------------------------------------------- record validation
@@ -605,8 +619,8 @@ class Carver:
                     continue
                 if hit is not None:
                     hits.append(hit)
-        votes = Counter(h.tables[0] for h in hits if len(h.tables) == 1)
-        page_table = votes.most_common(1)[0][0] if votes else owner
+        votes = _votes(hits)
+        page_table = max(votes, key=votes.__getitem__) if votes else owner  # the first of equals wins
         blocks = self._free_facts(image, header, facts)
         for off, size in blocks:
             hits.extend(self.carve_freeblock(image, off, size, page_table))
@@ -637,7 +651,7 @@ class Carver:
         while end - gap_start >= 6:
             lo = max(gap_start, end - min(self.usable // 2, 2048))
             found: list[_Hit] = []
-            for s in range(end - 6, lo - 1, -1):
+            for s in _size_candidates(buf, lo, end, gap_end):
                 # The stale size reaches at least to the block above (it may include it: a freed
                 # cell merges with the free block after it) but never past the content start.
                 size = buf[s + 2] << 8 | buf[s + 3]
@@ -708,7 +722,7 @@ class Carver:
     def resolve(self, hits: list[_Hit], *, source: str, page: int, frame: int | None = None,
                 owner: str | None = None, penalty: float = 0.0, detail: str = "") -> list[Recovered]:
         """Attribute hits to one table each and drop every record that is live anywhere."""
-        votes = Counter(h.tables[0] for h in hits if len(h.tables) == 1)
+        votes = _votes(hits)
         out: list[Recovered] = []
         for h in hits:
             key = h.key if h.key is not None else hash(canonical_record(h.sts, h.body))
@@ -727,16 +741,51 @@ class Carver:
                 table = tables[0]
             if conf < _MIN_CONFIDENCE:
                 continue
-            matcher = next(m for m in self.matchers if m.name == table)
+            alias = self.alias_of[table]
             values = list(h.values)
-            if matcher.schema.rowid_alias is not None and h.rowid is not None:
-                values[matcher.schema.rowid_alias] = h.rowid
-            rowid_live = h.rowid is not None and h.rowid in self.live_rowids.get(table, {})
-            note = "; ".join(x for x in (detail, h.detail) if x)
-            out.append(Recovered(table, source, page, h.start, h.rowid, values, round(min(conf, 0.99), 3),
-                                 h.region, frame, note, [t for t in tables if t != table], [], rowid_live,
-                                 TRUNCATED in h.detail, key))
+            rowid = h.rowid
+            if alias is not None and rowid is not None:
+                values[alias] = rowid
+            rowid_live = rowid is not None and rowid in self.live_rowids.get(table, {})
+            note = (detail + "; " + h.detail if h.detail else detail) if detail else h.detail
+            out.append(Recovered(table, source, page, h.start, rowid, values, round(min(conf, 0.99), 3),
+                                 h.region, frame, note, [t for t in tables if t != table] if len(tables) > 1 else [],
+                                 [], rowid_live, TRUNCATED in h.detail, key))
         return out
+
+
+_NONZERO_AFTER_ZERO = re.compile(b"\\x00[\\x01-\\xff]")
+_HIGH_BYTE: dict[int, re.Pattern[bytes]] = {}
+
+
+def _size_candidates(buf: bytes, lo: int, end: int, gap_end: int) -> list[int]:
+    """Offsets ``s`` in ``end-6 .. lo`` (descending) whose 2-byte field at ``s+2`` may be a size
+    in ``end-s .. gap_end-s``; every other offset fails that test for sure.
+
+    The field is ``hi << 8 | low``: ``hi == low == 0`` is below the minimum of 6, and a ``hi``
+    above ``(gap_end - lo) >> 8`` is beyond the content start from every offset. So only a
+    ``hi`` in ``1..max`` or a zero ``hi`` before a non-zero byte can pass; both are found by
+    C-speed searches instead of testing each of up to 2048 offsets in Python.
+    """
+    top = (gap_end - lo) >> 8
+    got: set[int] = set()
+    if top >= 1:
+        pattern = _HIGH_BYTE.get(top)
+        if pattern is None:
+            pattern = _HIGH_BYTE[top] = re.compile(b"[\\x01-" + re.escape(bytes((min(top, 255),))) + b"]")
+        got.update(m.start() - 2 for m in pattern.finditer(buf, lo + 2, end - 3))
+    got.update(m.start() - 2 for m in _NONZERO_AFTER_ZERO.finditer(buf, lo + 2, end - 2))
+    return sorted(got, reverse=True)
+
+
+def _votes(hits: list[_Hit]) -> dict[str, int]:
+    """How many hits match exactly one table, per table (in order of first appearance)."""
+    votes: dict[str, int] = {}
+    for h in hits:
+        tables = h.tables
+        if len(tables) == 1:
+            votes[tables[0]] = votes.get(tables[0], 0) + 1
+    return votes
 
 
 def deduplicate(items: list[Recovered]) -> list[Recovered]:
