@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from . import audit
+from . import audit, fileswap
 from . import errors as error_types
 from .errors import (
     BakestoreError,
@@ -63,14 +63,14 @@ from .errors import (
     ValidationError,
 )
 from .exports import ExportFolderSource
-from .files import fsync_dir
+from .files import fsync_dir, write_atomic
 from .registry import REGISTRY, Registry, TableSpec
 from .paths import refuse_own_file
 from .schema import APPLICATION_ID, SCHEMA_VERSION, check_schema, index_sql, schema_statements, table_sql
 from .seeds import seed_rows
 from .sources import RowSource
 from .sqlite import sqlite3
-from .store import BULK_CHANGE_KEYS, bulk_insert, exclusive_writes, mark_bulk_change, translate_integrity_error, validate_row
+from .store import BULK_CHANGE_KEYS, bulk_insert, connect_store_file, exclusive_writes, mark_bulk_change, translate_integrity_error, validate_row
 
 if TYPE_CHECKING:
     from .store import Store
@@ -116,17 +116,22 @@ def _ro_uri(path: Path) -> str:
 
 @dataclass
 class TableDiff:
+    """Rows per table before and after, and rows added/removed/changed by primary key (None when
+    only the counts are known: a fast undo without a preview)."""
+
     before: int
     after: int
-    added: int = 0
-    removed: int = 0
-    changed: int = 0
+    added: int | None = 0
+    removed: int | None = 0
+    changed: int | None = 0
 
     @property
     def unchanged(self) -> bool:
+        if self.added is None or self.removed is None or self.changed is None:
+            return False
         return not (self.added or self.removed or self.changed)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | None]:
         return {"before": self.before, "after": self.after, "added": self.added, "removed": self.removed,
                 "changed": self.changed}
 
@@ -200,6 +205,11 @@ def remove_leftovers(live_path: Path) -> list[Path]:
     folder = restore_point_dir(live_path)
     if folder.is_dir():
         candidates += [p for p in folder.iterdir() if p.name.startswith(".") and ".tmp-" in p.name]
+    if folder.is_dir():
+        # A fast undo killed between linking the live file under a restore-point name and the
+        # rename: that "restore point" is the live file itself, not a copy of anything.
+        live = _identity_or_none(live_path)
+        candidates += [p for p in folder.glob("*.db") if live is not None and _identity_or_none(p) == live]
     for path in candidates:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             path.unlink()
@@ -955,8 +965,38 @@ def list_restore_points(db_path: str | os.PathLike[str]) -> list[Path]:
     folder = restore_point_dir(Path(db_path))
     if not folder.is_dir():
         return []
+    live = _identity_or_none(Path(db_path))
     return sorted((p for p in folder.glob("*.db") if not p.name.startswith(".") and p.is_file()
-                   and not p.is_symlink()), key=lambda p: p.name, reverse=True)
+                   and not p.is_symlink() and _identity_or_none(p) != live), key=lambda p: p.name, reverse=True)
+
+
+def _identity_or_none(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _file_identity(path: Path) -> list[int]:
+    """What changes whenever a file's content may have: inode, size, mtime, ctime."""
+    info = os.stat(path)
+    return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+
+def _sidecar(point: Path) -> Path:
+    return point.with_name(point.name + ".json")
+
+
+def _read_sidecar(point: Path) -> dict[str, Any] | None:
+    """A restore point's record of its check, if it has one that still describes the file."""
+    try:
+        data = json.loads(_sidecar(point).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("identity") != _file_identity(point):
+        return None
+    return data
 
 
 def _next_point_name(db_path: Path, operation: str) -> str:
@@ -997,19 +1037,49 @@ def make_restore_point(db_path: Path, operation: str) -> Path:
                            "nothing was changed") from None
     check = sqlite3.connect(_ro_uri(final), uri=True)
     try:
-        result = [r[0] for r in check.execute("PRAGMA quick_check")]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            digest = pool.submit(_sha256_file, final)  # hashlib lets go of the GIL: beside the check
+            result = [r[0] for r in check.execute("PRAGMA quick_check")]
+            sha256 = digest.result()
     finally:
         check.close()
     if result != ["ok"]:
         final.unlink()
         raise RestoreError(f"{final}: the new restore point failed its check: {result[0]}; nothing was changed")
+    _write_sidecar(final, sha256, "quick_check")
     return final
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_sidecar(point: Path, sha256: str | None, checked: str | None) -> None:
+    """Record how the restore point was checked and what the file looked like then (a failure
+    to write it only costs the fast undo, which then takes the verified path)."""
+    data = {"identity": _file_identity(point), "sha256": sha256, "checked": checked,
+            "schema_version": SCHEMA_VERSION}
+    with contextlib.suppress(OSError):
+        write_atomic(_sidecar(point), (json.dumps(data, sort_keys=True) + "\n").encode(),
+                     tmp_name=f".{_sidecar(point).name}.tmp-{uuid.uuid4().hex[:8]}")
 
 
 def prune_restore_points(db_path: Path, keep: int = KEEP_RESTORE_POINTS) -> list[Path]:
     removed = list_restore_points(db_path)[keep:]
     for path in removed:
         path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            _sidecar(path).unlink()
+    folder = restore_point_dir(db_path)
+    if folder.is_dir():
+        for orphan in folder.glob("*.db.json"):
+            if not orphan.with_name(orphan.name[:-5]).exists():
+                with contextlib.suppress(FileNotFoundError):
+                    orphan.unlink()
     return removed
 
 
@@ -1245,6 +1315,103 @@ def _verify_swap(live_path: Path, expected: dict[str, int], restore_point: Path)
                            f"{restore_point} (`bakestore undo` swaps it back)")
 
 
+def _counts_of(path: Path, registry: Registry) -> dict[str, int]:
+    conn = sqlite3.connect(_ro_uri(path), uri=True)
+    try:
+        return {spec.name: conn.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0]
+                for spec in registry.exported_tables}
+    finally:
+        conn.close()
+
+
+def _stamp_for_swap(point: Path, store: "Store") -> None:
+    """Before a rename swap, write into the file about to become live what the backup-API path
+    writes into its fresh file: the clock's high-water mark and a new bulk-change marker (so the
+    watcher exports in full). No statement ever writes to the live file during an operation."""
+    conn = sqlite3.connect(str(point), isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute('SELECT value FROM "_bakestore_meta" WHERE key = ?', ["hlc"]).fetchone()
+        high = store.clock.high_water
+        if row and row[0] and row[0][:19] > high[:19]:
+            high = row[0]
+        conn.execute('INSERT OR REPLACE INTO "_bakestore_meta"(key, value) VALUES (?, ?)', ["hlc", high])
+        mark_bulk_change(conn)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _undo_by_rename(store: "Store", point: Path,
+                    confirm: Callable[[RestoreResult], bool] | None) -> RestoreResult | None:
+    """The fast undo: the restore point *becomes* the live file by rename, and the live file
+    becomes the new restore point (a hard link, no copy). Only for a restore point whose check at
+    creation is on record and which has not changed since (inode, size, mtime, ctime), and only
+    when :mod:`bakestore.fileswap` proves that no other connection or process has the database
+    open. Returns None, having changed nothing, whenever that is not so: :func:`undo` then takes
+    the verified backup-API path. Without ``confirm`` the diff is by row counts only.
+    """
+    sidecar = _read_sidecar(point)
+    if (sidecar is None or not sidecar.get("checked") or sidecar.get("schema_version") != SCHEMA_VERSION
+            or store.registry is not REGISTRY):
+        return None
+    live_path = store.path
+    label = f"database {point}"
+    record = audit.AuditRecord(operation="undo", db_path=str(live_path), source=label,
+                               source_sha256=sidecar.get("sha256"),
+                               details={"dry_run": False, "restore_point_used": str(point), "swap": "rename"})
+    with _audited(store, record, "undo") as started, store_lock(live_path):
+        remove_leftovers(live_path)
+        if list_restore_points(live_path)[:1] != [point] or _read_sidecar(point) != sidecar:
+            return None  # changed while we waited for the lock: let the verified path look again
+        before, after = _live_counts(store), _counts_of(point, store.registry)
+        if confirm is not None:
+            diff = diff_databases(live_path, point, store.registry)
+        else:
+            diff = {name: TableDiff(before[name], after[name], None, None, None) for name in before}
+        result = RestoreResult("undo", False, label, sidecar.get("sha256"), diff)
+        if confirm is None:
+            result.notes.append("fast undo: rows per table before → after; the row-level diff was not computed")
+        record.counts_before, record.counts_after = before, after
+        if confirm is not None and not confirm(result):
+            raise CancelledError("undo cancelled; nothing was changed")
+        keep = restore_point_dir(live_path) / _next_point_name(live_path, "undo")
+        store.db.close()  # our own connection would (rightly) fail the probe
+        audited = False
+        try:
+            with exclusive_writes(live_path), fileswap.proven_alone(live_path, point) as alone:
+                _audit(store, record, started)  # audit first, as on every path
+                audited = True
+                _stamp_for_swap(point, store)
+                _fault("before-rename-swap")
+                alone.swap(keep)
+                _fault("after-rename-swap")
+        except fileswap.NotProvenAlone as why:
+            log.info("%s: undo by rename not possible (%s); using the backup-API swap", live_path, why)
+            if audited:  # the swap was reversed: say so in the record already written
+                record.outcome, record.reason = "superseded", f"{why}; the rename was reversed, nothing changed"
+                with contextlib.suppress(Exception):
+                    _audit(store, record, started)
+            return None
+        finally:
+            store.db = connect_store_file(live_path)
+        _write_sidecar(keep, None, None)  # the old live file: consistent, but not checked as a copy
+        with contextlib.suppress(FileNotFoundError):
+            _sidecar(point).unlink()
+        store.clock.observe(_read_meta(live_path, "hlc") or store.clock.high_water)
+        arrived = _live_counts(store)
+        if arrived != after:
+            raise RestoreError(f"{live_path}: after the swap the counts differ from the restore point's; the "
+                               f"previous content is in the restore point {keep}")
+        record.outcome, record.restore_point = "done", str(keep)
+        result.restore_point = keep
+        result.audit_id = _audit(store, record, started)
+    _prune_quietly(live_path)
+    return result
+
+
 def undo(store: "Store", *, dry_run: bool = False, progress: Progress | None = None,
          confirm: Callable[[RestoreResult], bool] | None = None,
          expected_point: str | os.PathLike[str] | None = None) -> RestoreResult:
@@ -1265,6 +1432,10 @@ def undo(store: "Store", *, dry_run: bool = False, progress: Progress | None = N
         with _audited(store, record, "undo"):
             raise SourceError(f"the newest restore point is now {points[0].name}, not the previewed "
                               f"{Path(expected_point).name}; nothing was changed, preview again")
+    if not dry_run:
+        fast = _undo_by_rename(store, points[0], confirm)
+        if fast is not None:
+            return fast
     return replace_contents(store, DatabaseSource(points[0], store.registry), operation="undo", dry_run=dry_run,
                             allow_shrink=True, progress=progress, confirm=confirm,
                             audit_details={"restore_point_used": str(points[0])})
@@ -1375,7 +1546,7 @@ def _merge_into_live(store: "Store", scratch_path: Path, source: RowSource, *, d
         for spec in registry.exported_tables:
             after = conn.execute(f'SELECT count(*) FROM main."{spec.name}"').fetchone()[0]
             diff[spec.name].before, diff[spec.name].after = before[spec.name], after
-            diff[spec.name].removed = max(0, before[spec.name] + diff[spec.name].added - after)
+            diff[spec.name].removed = max(0, before[spec.name] + (diff[spec.name].added or 0) - after)
         result = RestoreResult("merge", dry_run, source.label, source.checksum(), diff, restore_point=restore_point)
         problems = shrink_problems(diff, max_loss=max_loss, registry=registry)
         if problems and not allow_shrink:

@@ -1088,7 +1088,7 @@ class SyncReport:
 
     @property
     def changed_rows(self) -> int:
-        return sum(d.added + d.removed + d.changed for d in self.diff.values())
+        return sum((d.added or 0) + (d.removed or 0) + (d.changed or 0) for d in self.diff.values())
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -51,7 +51,8 @@ def print_diff(result: RestoreResult, *, all_tables: bool = False) -> None:
         width = max(len(t) for t, _ in rows)
         click.echo(f"{'table':<{width}}  {'before':>8} → {'after':<8} {'+added':>8} {'-removed':>9} {'~changed':>9}")
         for table, d in rows:
-            click.echo(f"{table:<{width}}  {d.before:>8} → {d.after:<8} {d.added:>8} {d.removed:>9} {d.changed:>9}")
+            added, removed, changed = ("?" if n is None else n for n in (d.added, d.removed, d.changed))
+            click.echo(f"{table:<{width}}  {d.before:>8} → {d.after:<8} {added:>8} {removed:>9} {changed:>9}")
     for note in result.notes:
         click.echo(f"note: {note}")
 

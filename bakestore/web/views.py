@@ -513,7 +513,11 @@ def diff_rows(result: RestoreResult) -> dict[str, Any]:
     rows: list[dict[str, Any]] = [{"table": t, **d.as_dict(), "unchanged": d.unchanged and d.before == d.after}
                                   for t, d in result.diff.items()]
     changed = [r for r in rows if not r["unchanged"]]
-    totals = {k: sum(r[k] for r in rows) for k in ("before", "after", "added", "removed", "changed")}
+    # A fast undo knows only the counts: its added/removed/changed are None, shown as "?".
+    totals = {k: "?" if any(r[k] is None for r in rows) else sum(r[k] for r in rows)
+              for k in ("before", "after", "added", "removed", "changed")}
+    for row in rows:
+        row.update({k: "?" for k in ("added", "removed", "changed") if row[k] is None})
     return {"changed": changed, "unchanged_count": len(rows) - len(changed), "totals": totals,
             "notes": list(result.notes), "source": result.source_label}
 

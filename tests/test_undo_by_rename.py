@@ -1,0 +1,226 @@
+"""The fast undo: a restore point checked at creation and unchanged since becomes the live file by
+rename — only when nobody else has the database open — and otherwise the verified backup-API
+undo runs. Either way the result is the same content; only the speed differs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from bakestore import audit, fileswap, restore
+from bakestore.sqlite import sqlite3
+from bakestore.store import Store
+
+from .conftest import DEVICE_A, db_fingerprint
+from .test_exports import export_bytes, leftovers, populate_every_table
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the rename swap is Linux-only")
+
+
+def _tables(store: Store, folder: Path, name: str) -> dict[str, bytes]:
+    return export_bytes(store.export(folder, name=name).path, tables_only=True)
+
+
+@pytest.fixture
+def changed(tmp_path: Path) -> Iterator[tuple[Store, dict[str, bytes], dict[str, bytes]]]:
+    """A store restored from an export of a *different* state, so undo has something to undo.
+    Yields (store, content before the restore, content after it)."""
+    with Store(tmp_path / "other.db", device_id=DEVICE_A) as other:
+        populate_every_table(other, tag="other")
+        source = other.export(tmp_path / "src", name="other").path
+    store = Store(tmp_path / "live.db", device_id=DEVICE_A)
+    try:
+        populate_every_table(store)
+        before = _tables(store, tmp_path / "x", "before")
+        store.restore(source, allow_shrink=True)
+        after = _tables(store, tmp_path / "x", "after")
+        assert before != after
+        yield store, before, after
+    finally:
+        store.close()
+
+
+def _last_undo(store: Store) -> dict[str, Any]:
+    return next(r for r in audit.read(store.path) if r["operation"] == "undo")
+
+
+def test_undo_swaps_by_rename_when_alone(changed: Any, tmp_path: Path) -> None:
+    store, before, after = changed
+    point = store.restore_points()[0]
+    result = store.undo()
+    assert _tables(store, tmp_path / "x", "undone") == before
+    record = _last_undo(store)
+    assert (record["outcome"], record["details"]["swap"]) == ("done", "rename")
+    assert record["counts_before"] and record["counts_after"]
+    assert record["source_sha256"] and len(record["source_sha256"]) == 64
+    # The restore point became the live file; the old live file is the new restore point.
+    assert not point.exists() and result.restore_point is not None and result.restore_point.exists()
+    assert result.restore_point != point
+    assert any("fast undo" in note for note in result.notes)
+    assert all(d.added is None for d in result.diff.values())  # counts only, said so
+    conn = sqlite3.connect(store.path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        conn.close()
+    assert leftovers(tmp_path) == []
+    # The undo is undoable: its restore point (not checked as a copy) takes the verified path.
+    store.undo()
+    assert _tables(store, tmp_path / "x", "redone") == after
+    assert "swap" not in _last_undo(store)["details"]
+
+
+def test_a_reader_in_another_process_means_the_verified_path(changed: Any, tmp_path: Path) -> None:
+    store, before, _ = changed
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(store.path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "read"
+        store.undo()
+        assert "swap" not in _last_undo(store)["details"]  # the backup-API swap
+    finally:
+        reader.kill()
+        reader.wait()
+    assert _tables(store, tmp_path / "x", "undone") == before
+
+
+READER = """
+import sys, time
+from bakestore.sqlite import sqlite3
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("SELECT count(*) FROM recipes").fetchone()
+print("read", flush=True)
+time.sleep(60)
+"""
+
+OPENER = """
+import sys, time
+handle = open(sys.argv[1], "rb")  # open, never read through SQLite: holds no lock
+print("open", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_process_that_only_has_the_file_open_is_seen_too(changed: Any, tmp_path: Path) -> None:
+    store, before, _ = changed
+    opener = subprocess.Popen([sys.executable, "-c", OPENER, str(store.path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert opener.stdout is not None and opener.stdout.readline().strip() == "open"
+        store.undo()
+        assert "swap" not in _last_undo(store)["details"]
+    finally:
+        opener.kill()
+        opener.wait()
+    assert _tables(store, tmp_path / "x", "undone") == before
+
+
+def test_a_restore_point_changed_since_its_check_takes_the_verified_path(changed: Any, tmp_path: Path) -> None:
+    store, before, _ = changed
+    point = store.restore_points()[0]
+    os.utime(point, ns=(time.time_ns(), time.time_ns() - 10 ** 9))  # same bytes, but no longer provably
+    store.undo()
+    assert "swap" not in _last_undo(store)["details"]
+    assert _tables(store, tmp_path / "x", "undone") == before
+
+
+def test_a_damaged_restore_point_is_refused_not_swapped_in(changed: Any, tmp_path: Path) -> None:
+    store, _, after = changed
+    point = store.restore_points()[0]
+    with open(point, "r+b") as handle:
+        handle.seek(4096)  # page 2: a b-tree page of some table, now garbage
+        handle.write(b"\xff" * 4096)
+    before = db_fingerprint(store.path)
+    with pytest.raises(restore.BakestoreError):
+        store.undo()
+    assert db_fingerprint(store.path)["db"] == before["db"]
+    assert _tables(store, tmp_path / "x", "kept") == after
+
+
+def test_not_a_local_filesystem_means_the_verified_path(changed: Any, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    store, before, _ = changed
+    monkeypatch.setattr(fileswap, "filesystem_type", lambda path: "nfs4")
+    store.undo()
+    assert "swap" not in _last_undo(store)["details"]
+    assert _tables(store, tmp_path / "x", "undone") == before
+
+
+def test_a_late_opener_makes_the_rename_go_back(changed: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Somebody opens the old file between the check and the rename: the rename is reversed
+    (nothing changed, the record says so), then the verified path does the undo."""
+    store, before, _ = changed
+    point = store.restore_points()[0]
+    real = fileswap.processes_holding
+    calls: list[int] = []
+
+    def late_holder(identities: set[tuple[int, int]]) -> set[int] | None:
+        calls.append(1)
+        return {999_999} if len(calls) == 2 else real(identities)  # the check after the rename
+
+    monkeypatch.setattr(fileswap, "processes_holding", late_holder)
+    store.undo()
+    records = [r for r in audit.read(store.path, limit=2)]
+    assert [(r["operation"], r["outcome"]) for r in records] == [("undo", "done"), ("undo", "superseded")]
+    assert "reversed" in records[1]["reason"] and "swap" not in records[0]["details"]
+    assert records[0]["details"]["restore_point_used"] == str(point)
+    assert _tables(store, tmp_path / "x", "undone") == before
+    assert leftovers(tmp_path) == []
+
+
+UNDO_CHILD = """
+import os, signal, sys
+from bakestore.store import Store
+live = sys.argv[1]
+if os.environ.get("KILL_AT_RENAME"):
+    real_replace = os.replace
+    def replace(src, dst):
+        if str(dst) == live:  # the live file is linked under its restore-point name; die before the rename
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_replace(src, dst)
+    os.replace = replace
+with Store(live, device_id="c" * 32) as store:
+    store.undo()
+"""
+
+
+@pytest.mark.parametrize("step, expected", [("before-rename-swap", "old"), ("between-link-and-rename", "old"),
+                                            ("after-rename-swap", "new")])
+def test_killed_fast_undo_leaves_old_or_new_and_no_stray_restore_point(
+        changed: Any, tmp_path: Path, step: str, expected: str) -> None:
+    store, before, after = changed
+    point = store.restore_points()[0]
+    store.close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), restore.FAULT_ENV: step}
+    if step == "between-link-and-rename":
+        env["KILL_AT_RENAME"] = "1"
+    child = subprocess.run([sys.executable, "-c", UNDO_CHILD, str(store.path)], env=env, cwd=ROOT, timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    live = store.path
+    # Never is the live file itself listed as a restore point (a killed run's hard link).
+    live_inode = os.stat(live).st_ino
+    assert all(os.stat(p).st_ino != live_inode for p in restore.list_restore_points(live))
+    if step == "between-link-and-rename":
+        assert any(os.stat(p).st_ino == live_inode for p in restore.restore_point_dir(live).glob("*.db"))
+    with Store(live, device_id=DEVICE_A) as again:
+        assert _tables(again, tmp_path / "x", "after-kill") == (after if expected == "old" else before)
+        again.export(tmp_path / "y", name="any")  # an operation sweeps what the killed run left
+        if expected == "old":
+            again.undo()  # the point is intact (only its meta was stamped): undo still works
+            assert _tables(again, tmp_path / "x", "finally") == before
+        else:
+            assert not point.exists()
+    with Store(live, device_id=DEVICE_A) as again:
+        again.restore(again.restore_points()[-1], allow_shrink=True)  # any operation sweeps leftovers
+    assert leftovers(tmp_path) == []
+    folder = restore.restore_point_dir(live)
+    assert all(os.stat(p).st_ino != os.stat(live).st_ino for p in folder.glob("*.db")), \
+        "a hard link of the live file was left under a restore-point name"
