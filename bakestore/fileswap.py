@@ -41,6 +41,8 @@ from .sqlite import sqlite3
 LOCAL_FILESYSTEMS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs", "zfs", "overlay",
                                "jfs", "reiserfs", "bcachefs", "nilfs2"})
 SIBLINGS = ("", "-wal", "-shm", "-journal")
+#: Set to anything to never swap by rename (e.g. where other containers share the file).
+DISABLE_ENV = "BAKESTORE_NO_RENAME_SWAP"
 #: How long the old file stays locked for a process that opened it during the swap.
 LATE_OPENER_WAIT_S = 10.0
 
@@ -194,6 +196,8 @@ def proven_alone(live: Path, replacement: Path) -> Iterator[ProvenAlone]:
     ``-wal``/``-journal`` siblings, on the same filesystem as ``live``. The caller must have
     closed its own connections to ``live``.
     """
+    if os.environ.get(DISABLE_ENV):
+        raise NotProvenAlone(f"rename swaps are turned off ({DISABLE_ENV})")
     if not sys.platform.startswith("linux"):
         raise NotProvenAlone("rename swaps are only proven safe on Linux")
     kind = filesystem_type(live)

@@ -19,6 +19,11 @@
 * The swap is SQLite's online backup API from the closed fresh file into the live database: one
   write transaction, so readers in other processes see all-old or all-new, and a crash at any
   point leaves either (sqlite-facts A3/A4). No DELETE statement runs against the live database.
+* Large exports load in two processes (this one and :mod:`bakestore.loadworker`), the worker's
+  tables copied in with SQLite's transfer optimisation (see :class:`_LoadWorker`).
+* ``undo`` swaps a restore point in *by rename* instead, in no time, when
+  :mod:`bakestore.fileswap` proves that nobody else has the database open and the restore point
+  is unchanged since its check; otherwise it takes the backup-API path like every other operation.
 * Any failure before the swap leaves the live file as it was; every outcome, refusals included,
   is written to the audit log next to the database. Files left by a killed operation (fresh
   files, restore-point temp files) are removed by the next operation, under the store lock.

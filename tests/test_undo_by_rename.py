@@ -145,10 +145,14 @@ def test_a_damaged_restore_point_is_refused_not_swapped_in(changed: Any, tmp_pat
     assert _tables(store, tmp_path / "x", "kept") == after
 
 
-def test_not_a_local_filesystem_means_the_verified_path(changed: Any, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("why", ["nfs", "turned-off"])
+def test_not_a_local_filesystem_or_turned_off_means_the_verified_path(
+        changed: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, why: str) -> None:
     store, before, _ = changed
-    monkeypatch.setattr(fileswap, "filesystem_type", lambda path: "nfs4")
+    if why == "nfs":
+        monkeypatch.setattr(fileswap, "filesystem_type", lambda path: "nfs4")
+    else:
+        monkeypatch.setenv(fileswap.DISABLE_ENV, "1")
     store.undo()
     assert "swap" not in _last_undo(store)["details"]
     assert _tables(store, tmp_path / "x", "undone") == before
