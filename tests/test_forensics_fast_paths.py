@@ -125,3 +125,149 @@ def test_drop_live_prefixes_matches_the_prefix_lookup() -> None:
     got = drop_live_prefixes(items, db)  # type: ignore[arg-type]
     assert [id(it) for it in got] == [id(it) for it in expected]
     assert len(expected) < len(items) and any(it.partial for it in expected)
+
+
+def test_times_of_matches_to_unix_value_by_value() -> None:
+    from bakestore.forensics.timeline import times_of, to_unix
+
+    class S(str):
+        pass
+
+    values: list[Any] = [
+        "2026-01-01 00:00:07", "2026-01-01T23:59:59", "2026-02-30 10:00:00", "2026-01-01 24:00:00",
+        "2026-01-01 12:60:00", "2026-01-01 12:00:60", "2026-01-01 1a:00:00", "٢٠٢٦-01-01 00:00:00",
+        "2026-01-01 ٠٠:00:00", " 2026-01-01 00:00:0", "2026-01-01 00:00:00Z", "2026-01-01x00:00:00",
+        "2026/01/01 00:00:00", "1980-01-01 00:00:00", "2026-01-01", "2026-01-01 00:00", "2026-01-01 00:00:00.5",
+        "2026-01-01 00:00:00+02:00", "", "garbage text here!!", "2026-01-01 00-00-00", S("2026-01-01 00:00:01"),
+        None, 0, 1767225600, 1767225600.5, 1767225600000, b"2026-01-01 00:00:00", True, 2461041.5,
+    ]
+    values += [f"2026-0{m}-1{d} {h:02d}:{mi:02d}:{s:02d}" for m in range(1, 4) for d in range(3)
+               for h in (0, 13, 23) for mi in (0, 59) for s in (0, 30)]
+    for enc in ("iso", "unix_s", "unix_ms", "unix_us", "julian"):
+        expected = [t for t in (to_unix(v, enc) for v in values) if t is not None]
+        assert times_of(values, enc) == expected, enc
+        assert times_of(values, enc) == expected, enc  # again, from the caches
+
+
+def _old_build_timeline(db: Any, recovered: list[Recovered], gap: float) -> dict[str, Any]:
+    """build_timeline as it was before the live part moved out (the reference)."""
+    import bisect
+
+    from bakestore.forensics.timeline import _guess_encoding, _primary, iso_text, to_unix
+
+    def old_clusters(times: list[float]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for t in sorted(times):
+            if out and t - out[-1]["end_ts"] <= gap:
+                out[-1]["end_ts"] = t
+                out[-1]["count"] += 1
+            else:
+                out.append({"start_ts": t, "end_ts": t, "count": 1})
+        for c in out:
+            c["start"], c["end"] = iso_text(c["start_ts"]), iso_text(c["end_ts"])
+        return out
+
+    def summary(times: list[float]) -> dict[str, Any]:
+        if not times:
+            return {"count": 0, "min": None, "max": None, "clusters": []}
+        return {"count": len(times), "min": iso_text(min(times)), "max": iso_text(max(times)),
+                "min_ts": min(times), "max_ts": max(times), "clusters": old_clusters(times)}
+
+    def old_time_columns(schema: Any, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
+        from bakestore.forensics.timeline import _NAME_HINT, _TYPE_HINT
+        out = []
+        for i, col in enumerate(schema.columns):
+            if i == schema.rowid_alias:
+                continue
+            values = [r[i] for r in rows if i < len(r)]
+            hinted = bool(_NAME_HINT.search(col.name) or _TYPE_HINT.search(col.decl_type))
+            enc = _guess_encoding(values)
+            if enc is None and not values and hinted:
+                enc = "iso" if col.affinity in ("TEXT", "NUMERIC", "BLOB") else "unix_s"
+            if enc is None or (enc != "iso" and not hinted):
+                continue
+            out.append((i, enc))
+        return out
+
+    by_table: dict[str, list[list[Any]]] = {}
+    for item in recovered:
+        by_table.setdefault(item.table, []).append(item.values)
+    columns, primary_times, events = [], {}, []
+    for name, lt in db.tables.items():
+        if name.startswith("sqlite_"):
+            continue
+        rows = [vals for _, vals in lt.rows]
+        cols = old_time_columns(lt.schema, rows)
+        prim = _primary(cols, lt.schema)
+        for i, enc in cols:
+            live_t = [t for t in (to_unix(r[i], enc) for r in rows if i < len(r)) if t is not None]
+            rec_t = [t for t in (to_unix(r[i], enc) for r in by_table.get(name, []) if i < len(r)) if t is not None]
+            columns.append({"table": name, "column": lt.schema.columns[i].name, "encoding": enc,
+                            "primary": prim == (i, enc), "live": summary(live_t), "recovered": summary(rec_t)})
+            if prim == (i, enc):
+                primary_times[name] = live_t
+                events += [{"ts": t, "table": name, "state": "recovered"} for t in rec_t]
+    global_clusters = old_clusters([t for ts in primary_times.values() for t in ts])
+    for c in global_clusters:
+        c["tables"] = {}
+    starts = [c["start_ts"] for c in global_clusters]
+    table_clusters = {}
+    for name, ts in primary_times.items():
+        idx: dict[int, int] = {}
+        for t in ts:
+            k = bisect.bisect_right(starts, t) - 1
+            idx[k] = idx.get(k, 0) + 1
+        for k, n in idx.items():
+            global_clusters[k]["tables"][name] = n
+        table_clusters[name] = sorted(idx)
+    buckets: dict[tuple[str, int, str], int] = {}
+    for name, ts in primary_times.items():
+        for t in ts:
+            key = (name, int(t // 3600) * 3600, "live")
+            buckets[key] = buckets.get(key, 0) + 1
+    for ev in events:
+        key = (ev["table"], int(ev["ts"] // 3600) * 3600, "recovered")
+        buckets[key] = buckets.get(key, 0) + 1
+    histogram = [{"table": t, "hour": iso_text(h), "hour_ts": h, "state": s, "rows": n}
+                 for (t, h, s), n in sorted(buckets.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2]))]
+    return {"gap_seconds": gap, "columns": columns, "clusters": global_clusters,
+            "table_clusters": table_clusters, "histogram": histogram}
+
+
+def test_timeline_matches_the_one_pass_version() -> None:
+    from types import SimpleNamespace
+
+    from bakestore.forensics.fileformat import parse_create_table
+    from bakestore.forensics.timeline import build_timeline, live_timeline
+
+    rng = random.Random(9)
+    base = 1_767_225_600
+    for round_ in range(12):
+        tables = {}
+        recovered = []
+        for t in range(rng.randint(1, 4)):
+            name = f"t{t}"
+            schema = parse_create_table(name, f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, created_at TEXT, "
+                                              "updated_ts INTEGER, note TEXT, baked_on REAL)", 2)
+            shift = rng.choice([0, 86400, 3 * 86400])
+            rows = []
+            for r in range(rng.randint(0, 700)):
+                ts = base + shift + rng.choice([0, 7200, 50000]) + rng.randint(0, 3000)
+                created = rng.choice([time_text(ts), time_text(ts).replace(" ", "T"), None, "junk", ts])
+                rows.append((r + 1, (r + 1, created, rng.choice([ts, ts * 1000, None]), "n",
+                                     rng.choice([None, 2461041.5 + r / 100]))))
+            tables[name] = SimpleNamespace(schema=schema, rows=rows)
+            for r in range(rng.randint(0, 50)):
+                ts = base + rng.randint(-200000, 500000)
+                recovered.append(Recovered(name, "freelist", 1, r, None, [None, time_text(ts), ts, "x", None],
+                                           0.9, "cell", key=r))
+        db = SimpleNamespace(tables=tables)
+        expected = _old_build_timeline(db, recovered, 3600.0)
+        assert build_timeline(db, recovered) == expected, round_  # type: ignore[arg-type]
+        assert build_timeline(db, recovered, live=live_timeline(db)) == expected  # type: ignore[arg-type]
+
+
+def time_text(ts: int) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))

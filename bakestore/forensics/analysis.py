@@ -18,7 +18,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .btree import PageView, WalkResult, walk_btree
 from .carve import (Carver, Recovered, _hashable, _loose_candidates, deduplicate, prefix_of,
@@ -562,7 +562,7 @@ def drop_live_prefixes(items: list[Recovered], db: ParsedDatabase) -> list[Recov
             probes.setdefault(it.table, []).append(it)
     dead: set[int] = set()
     for name, its in probes.items():
-        rows = [(vals, True) for _, vals in db.tables[name].rows]
+        rows: list[tuple[Sequence[Any], bool]] = [(vals, True) for _, vals in db.tables[name].rows]
         if not rows:
             continue
         # The candidates PrefixLookup.find would test: rows sharing the probe's first present
@@ -573,7 +573,7 @@ def drop_live_prefixes(items: list[Recovered], db: ParsedDatabase) -> list[Recov
             present = [i for i, v in enumerate(it.values) if v is not None]
             if len(present) > 1:
                 anchors.setdefault(present[0], set()).add(_hashable(it.values[present[0]]))
-        index: dict[tuple[int, Any], list[tuple[tuple[Any, ...], bool]]] = {}
+        index: dict[tuple[int, Any], list[tuple[Sequence[Any], bool]]] = {}
         for i, wanted in anchors.items():
             for entry in rows:
                 if i < len(entry[0]):
@@ -582,6 +582,7 @@ def drop_live_prefixes(items: list[Recovered], db: ParsedDatabase) -> list[Recov
                         index.setdefault((i, key), []).append(entry)
         for it in its:
             present = [i for i, v in enumerate(it.values) if v is not None]
+            candidates: Sequence[tuple[Sequence[Any], bool]]
             if len(present) > 1:
                 candidates = index.get((present[0], _hashable(it.values[present[0]])), [])
             else:
@@ -628,7 +629,7 @@ def _analyze(path: str | Path, case_dir: str | Path, *, integrity: str, write: b
              ) -> "Report":
     from .findings import build_findings
     from .report import Report, RecoveredRowsWriter, attach_integrity, build_report, report_columns, write_outputs
-    from .timeline import build_timeline
+    from .timeline import LiveTimeline, build_timeline, live_timeline
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -655,8 +656,14 @@ def _analyze(path: str | Path, case_dir: str | Path, *, integrity: str, write: b
     live_schemas = [lt.schema for lt in live.values()]
     master_items, _ = carve_all(db, [SQLITE_MASTER], schema_pass=True)
     dropped = dropped_schemas(master_items, live)
+    live_part: list[LiveTimeline] = []
+
+    def while_carving() -> None:  # what needs the live rows but no carving result
+        db.decode_live_rows()
+        live_part.append(live_timeline(db))
+
     items, facts = carve_all(db, [SQLITE_MASTER, *live_schemas, *dropped], workers=workers,
-                             while_carving=db.decode_live_rows)
+                             while_carving=while_carving)
     lap("carve")
     recovered = deduplicate(drop_live_prefixes(items, db))
     lap("deduplicate")
@@ -666,7 +673,7 @@ def _analyze(path: str | Path, case_dir: str | Path, *, integrity: str, write: b
     writer = RecoveredRowsWriter.start(recovered, report_columns(db, dropped), db.current_pages, Path(case_dir),
                                        workers) if write else None
     try:
-        timeline = build_timeline(db, recovered)
+        timeline = build_timeline(db, recovered, live=live_part[0])
         report: Report = build_report(evidence, db, facts, recovered, dropped, integrity_out, timeline)
         lap("timeline_and_report")
         attach_integrity(report, integrity_out)

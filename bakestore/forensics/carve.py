@@ -891,8 +891,8 @@ class PrefixLookup(Generic[T]):
         return None
 
 
-def _loose_candidates(values: Sequence[Any], present: list[int], rows: list[tuple[Sequence[Any], T]]
-                      ) -> Iterable[tuple[Sequence[Any], T]]:
+def _loose_candidates(values: Sequence[Any], present: list[int], rows: Sequence[tuple[Sequence[Any], T]]
+                      ) -> list[tuple[Sequence[Any], T]]:
     """The rows ``prefix_of(values, row)`` can accept when at most one value is present.
 
     Such a probe has no anchor to index on, so every row is a candidate; this cheap filter (the

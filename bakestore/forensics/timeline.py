@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -99,6 +101,64 @@ def to_unix(value: Any, encoding: str) -> float | None:
     return ts
 
 
+_HMS: dict[str, int] = {}  # "HH:MM:SS" -> seconds of the day, -1 if not that shape
+_DAY_BASE: dict[str, float | None] = {}  # "YYYY-MM-DD" -> Unix seconds at 00:00 UTC, None if not a date
+
+
+def _hms(key: str) -> int:
+    got = _HMS.get(key)
+    if got is None:
+        got = -1
+        if key[2] == ":" and key[5] == ":" and key.isascii():
+            hh, mm, ss = key[0:2], key[3:5], key[6:8]
+            if hh.isdigit() and mm.isdigit() and ss.isdigit():
+                h, mi, sec = int(hh), int(mm), int(ss)
+                if h < 24 and mi < 60 and sec < 60:
+                    got = h * 3600 + mi * 60 + sec
+        if len(_HMS) < 200_000:
+            _HMS[key] = got
+    return got
+
+
+def _day(key: str) -> float | None:
+    if key in _DAY_BASE:
+        return _DAY_BASE[key]
+    base = _parse_iso_full(key) if key[4] == "-" and key[7] == "-" and key.isascii() else None
+    if len(_DAY_BASE) < 100_000:
+        _DAY_BASE[key] = base
+    return base
+
+
+def times_of(values: Iterable[Any], encoding: str) -> list[float]:
+    """``[t for t in (to_unix(v, encoding) for v in values) if t is not None]``, fast for ISO text.
+
+    "YYYY-MM-DD HH:MM:SS" (what SQLite's datetime() writes) is split into its day and its time
+    of day, each converted once and cached: exactly parse_iso's fast path, without two function
+    calls per value. Anything else goes through to_unix itself.
+    """
+    if encoding != "iso":
+        return [t for t in (to_unix(v, encoding) for v in values) if t is not None]
+    out: list[float] = []
+    append = out.append
+    lo, hi = _LO, _HI
+    hms_cache, day_cache = _HMS, _DAY_BASE
+    for v in values:
+        ts: float | None
+        if type(v) is str and len(v) == 19 and (v[10] == " " or v[10] == "T"):
+            secs = hms_cache.get(v[11:])
+            if secs is None:
+                secs = _hms(v[11:])
+            day = v[:10]
+            base = day_cache[day] if day in day_cache else _day(day)
+            # Both parts valid is parse_iso's fast path (and an ASCII string); else its full parser.
+            ts = base + secs if secs >= 0 and base is not None else parse_iso(v)
+        else:
+            ts = to_unix(v, encoding) if not isinstance(v, str) else parse_iso(v)
+        if ts is not None and lo <= ts <= hi:
+            append(ts)
+    return out
+
+
 def _guess_encoding(values: list[Any]) -> str | None:
     """Which time encoding most non-null sample values follow (>= 80%), if any."""
     sample = [v for v in values if v is not None][:500]
@@ -118,10 +178,20 @@ def time_columns(schema: TableSchema, rows: list[tuple[Any, ...]]) -> list[tuple
     for i, col in enumerate(schema.columns):
         if i == schema.rowid_alias:
             continue
-        values = [r[i] for r in rows if i < len(r)]
+        # The first 500 non-null values decide (_guess_encoding); read no further than that.
+        sample: list[Any] = []
+        present = False
+        for r in rows:
+            if i < len(r):
+                present = True
+                v = r[i]
+                if v is not None:
+                    sample.append(v)
+                    if len(sample) >= 500:
+                        break
         hinted = bool(_NAME_HINT.search(col.name) or _TYPE_HINT.search(col.decl_type))
-        enc = _guess_encoding(values)
-        if enc is None and not values and hinted:
+        enc = _guess_encoding(sample)
+        if enc is None and not present and hinted:
             enc = "iso" if col.affinity in ("TEXT", "NUMERIC", "BLOB") else "unix_s"
         if enc is None:
             continue
@@ -133,24 +203,30 @@ def time_columns(schema: TableSchema, rows: list[tuple[Any, ...]]) -> list[tuple
 
 def clusters(times: Iterable[float], gap: float = GAP_SECONDS) -> list[dict[str, Any]]:
     """Split sorted times wherever two neighbours are more than ``gap`` seconds apart."""
-    ts = sorted(times)
+    return _clusters_sorted(sorted(times), gap)
+
+
+def _clusters_sorted(ts: list[float], gap: float) -> list[dict[str, Any]]:
+    if not ts:
+        return []
+    cuts = [k for k, (a, b) in enumerate(zip(ts, ts[1:]), 1) if b - a > gap]
     out: list[dict[str, Any]] = []
-    for t in ts:
-        if out and t - out[-1]["end_ts"] <= gap:
-            out[-1]["end_ts"] = t
-            out[-1]["count"] += 1
-        else:
-            out.append({"start_ts": t, "end_ts": t, "count": 1})
+    for s, e in zip([0, *cuts], [*cuts, len(ts)]):
+        out.append({"start_ts": ts[s], "end_ts": ts[e - 1], "count": e - s})
     for c in out:
         c["start"], c["end"] = iso_text(c["start_ts"]), iso_text(c["end_ts"])
     return out
 
 
 def _summary(times: list[float]) -> dict[str, Any]:
-    if not times:
+    return _summary_sorted(sorted(times))
+
+
+def _summary_sorted(ts: list[float], gap: float = GAP_SECONDS) -> dict[str, Any]:
+    if not ts:
         return {"count": 0, "min": None, "max": None, "clusters": []}
-    return {"count": len(times), "min": iso_text(min(times)), "max": iso_text(max(times)),
-            "min_ts": min(times), "max_ts": max(times), "clusters": clusters(times)}
+    return {"count": len(ts), "min": iso_text(ts[0]), "max": iso_text(ts[-1]),
+            "min_ts": ts[0], "max_ts": ts[-1], "clusters": _clusters_sorted(ts, GAP_SECONDS)}
 
 
 def _primary(cols: list[tuple[int, str]], schema: TableSchema) -> tuple[int, str] | None:
@@ -163,14 +239,21 @@ def _primary(cols: list[tuple[int, str]], schema: TableSchema) -> tuple[int, str
     return cols[0]
 
 
-def build_timeline(db: "ParsedDatabase", recovered: list["Recovered"], gap: float = GAP_SECONDS) -> dict[str, Any]:
-    """Per table and time column: live and recovered ranges and clusters, plus global clusters."""
-    by_table_recovered: dict[str, list[list[Any]]] = {}
-    for item in recovered:
-        by_table_recovered.setdefault(item.table, []).append(item.values)
-    columns: list[dict[str, Any]] = []
+@dataclass
+class LiveTimeline:
+    """The part of the timeline that depends on live rows only (computed while carving runs)."""
+
+    gap: float
+    columns: list[tuple[str, TableSchema, int, str, bool, dict[str, Any]]]  # table, schema, col, enc, primary, live
+    global_clusters: list[dict[str, Any]]
+    table_clusters: dict[str, list[int]]
+    buckets: dict[tuple[str, int, str], int]
+
+
+def live_timeline(db: "ParsedDatabase", gap: float = GAP_SECONDS) -> LiveTimeline:
+    """Time columns of the live tables, their ranges and clusters, and the global clusters."""
+    columns: list[tuple[str, TableSchema, int, str, bool, dict[str, Any]]] = []
     primary_times: dict[str, list[float]] = {}
-    events: list[dict[str, Any]] = []
     for name, lt in db.tables.items():
         if name.startswith("sqlite_"):
             continue
@@ -178,39 +261,60 @@ def build_timeline(db: "ParsedDatabase", recovered: list["Recovered"], gap: floa
         cols = time_columns(lt.schema, rows)
         prim = _primary(cols, lt.schema)
         for i, enc in cols:
-            live_t = [t for t in (to_unix(r[i], enc) for r in rows if i < len(r)) if t is not None]
-            rec_t = [t for t in (to_unix(r[i], enc) for r in by_table_recovered.get(name, []) if i < len(r))
-                     if t is not None]
-            columns.append({"table": name, "column": lt.schema.columns[i].name, "encoding": enc,
-                            "primary": prim == (i, enc), "live": _summary(live_t), "recovered": _summary(rec_t)})
+            live_t = sorted(times_of([r[i] for r in rows if i < len(r)], enc))
+            columns.append((name, lt.schema, i, enc, prim == (i, enc), _summary_sorted(live_t)))
             if prim == (i, enc):
                 primary_times[name] = live_t
-                for t in rec_t:
-                    events.append({"ts": t, "table": name, "state": "recovered"})
     all_times = [t for ts in primary_times.values() for t in ts]
     global_clusters = clusters(all_times, gap)
     for c in global_clusters:
         c["tables"] = {}
     starts = [c["start_ts"] for c in global_clusters]
     table_clusters: dict[str, list[int]] = {}
-    for name, ts in primary_times.items():
+    for name, ts in primary_times.items():  # ts is sorted: count the times in each cluster's span
         idx: dict[int, int] = {}
-        for t in ts:
-            k = bisect.bisect_right(starts, t) - 1
-            idx[k] = idx.get(k, 0) + 1
+        # A time belongs to the last cluster starting at or before it (bisect_right(starts, t) - 1).
+        bounds = [bisect.bisect_left(ts, x) for x in starts]
+        before = bounds[0] if bounds else len(ts)
+        if before:
+            idx[-1] = before  # before the first cluster: impossible (every time is in one), as before
+        for k, lo in enumerate(bounds):
+            hi = bounds[k + 1] if k + 1 < len(bounds) else len(ts)
+            if hi > lo:
+                idx[k] = hi - lo
         for k, n in idx.items():
             global_clusters[k]["tables"][name] = n
         table_clusters[name] = sorted(idx)
     # A histogram the UI can chart directly: rows per hour bucket, live and recovered, per table.
     buckets: dict[tuple[str, int, str], int] = {}
     for name, ts in primary_times.items():
-        for t in ts:
-            key = (name, int(t // 3600) * 3600, "live")
-            buckets[key] = buckets.get(key, 0) + 1
-    for ev in events:
-        key = (ev["table"], int(ev["ts"] // 3600) * 3600, "recovered")
-        buckets[key] = buckets.get(key, 0) + 1
+        for h, n in Counter([int(t // 3600) * 3600 for t in ts]).items():
+            buckets[(name, h, "live")] = n
+    return LiveTimeline(gap, columns, global_clusters, table_clusters, buckets)
+
+
+def build_timeline(db: "ParsedDatabase", recovered: list["Recovered"], gap: float = GAP_SECONDS,
+                   live: LiveTimeline | None = None) -> dict[str, Any]:
+    """Per table and time column: live and recovered ranges and clusters, plus global clusters.
+
+    ``live``: :func:`live_timeline` of ``db`` computed earlier (the same result either way).
+    """
+    if live is None or live.gap != gap:
+        live = live_timeline(db, gap)
+    by_table_recovered: dict[str, list[list[Any]]] = {}
+    for item in recovered:
+        by_table_recovered.setdefault(item.table, []).append(item.values)
+    columns: list[dict[str, Any]] = []
+    buckets = dict(live.buckets)
+    for name, schema, i, enc, primary, live_summary in live.columns:
+        rec_t = times_of([r[i] for r in by_table_recovered.get(name, []) if i < len(r)], enc)
+        columns.append({"table": name, "column": schema.columns[i].name, "encoding": enc,
+                        "primary": primary, "live": live_summary, "recovered": _summary(rec_t)})
+        if primary:
+            for t in rec_t:
+                key = (name, int(t // 3600) * 3600, "recovered")
+                buckets[key] = buckets.get(key, 0) + 1
     histogram = [{"table": t, "hour": iso_text(h), "hour_ts": h, "state": s, "rows": n}
                  for (t, h, s), n in sorted(buckets.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2]))]
-    return {"gap_seconds": gap, "columns": columns, "clusters": global_clusters,
-            "table_clusters": table_clusters, "histogram": histogram}
+    return {"gap_seconds": gap, "columns": columns, "clusters": live.global_clusters,
+            "table_clusters": live.table_clusters, "histogram": histogram}
