@@ -129,13 +129,19 @@ class ParsedDatabase:
                     self.sequence[str(vals[0])] = vals[1]
 
 
-def _integrity_worker(work_db: Path, mode: str, out: dict[str, Any]) -> None:
-    """Runs in a thread on the second copy; SQLite releases the GIL while it checks."""
+def _integrity_worker(evidence: Evidence, mode: str, out: dict[str, Any]) -> None:
+    """Runs in a thread: makes the second copy and checks it; SQLite releases the GIL while it checks."""
     from ..sqlite import sqlite3
 
     t0 = time.perf_counter()
     out.update({"mode": mode, "ok": None, "messages": [], "sqlite_version": sqlite3.sqlite_version,
                 "row_counts": {}, "error": None})
+    try:
+        work_db = make_work_copy(evidence)
+    except OSError as exc:
+        out["error"] = f"cannot make the work copy: {exc}"
+        out["seconds"] = round(time.perf_counter() - t0, 3)
+        return
     try:
         conn = sqlite3.connect(str(work_db))
     except sqlite3.Error as exc:
@@ -593,13 +599,16 @@ def drop_live_prefixes(items: list[Recovered], db: ParsedDatabase) -> list[Recov
 
 
 def load(evidence: Evidence, *, decode_rows: bool = True) -> ParsedDatabase:
-    """Parse the evidence copies (never the originals)."""
-    data = evidence.read("db")
-    db = parse_database(data, evidence.read("wal"), b"", evidence.read("shm"), decode_rows=decode_rows)
-    jdata = evidence.read("journal")
-    if jdata:
-        db.journal = parse_journal(jdata, db.page_size, db.current_pages)
-        db.journal_data = jdata
+    """Parse the evidence copies (never the originals); copies not hashed yet are hashed meanwhile."""
+    data = evidence.read_all()
+    try:
+        db = parse_database(data["db"], data["wal"], b"", data["shm"], decode_rows=decode_rows)
+        jdata = data["journal"]
+        if jdata:
+            db.journal = parse_journal(jdata, db.page_size, db.current_pages)
+            db.journal_data = jdata
+    finally:
+        evidence.finish_hashing()
     return db
 
 
@@ -639,12 +648,12 @@ def _analyze(path: str | Path, case_dir: str | Path, *, integrity: str, write: b
         timings[name] = round(now - since[0], 3)
         since[0] = now
 
-    evidence = collect(Path(path), Path(case_dir))
+    evidence = collect(Path(path), Path(case_dir), hash_copies=False)  # load() hashes the copies it reads
     integrity_out: dict[str, Any] = {}
     thread: threading.Thread | None = None
     if integrity != "none":
-        work_db = make_work_copy(evidence)
-        thread = threading.Thread(target=_integrity_worker, args=(work_db, integrity, integrity_out),
+        # The second copy is made in the thread too (file copies release the GIL).
+        thread = threading.Thread(target=_integrity_worker, args=(evidence, integrity, integrity_out),
                                   name="forensics-integrity", daemon=True)
         thread.start()
     else:
@@ -672,12 +681,20 @@ def _analyze(path: str | Path, case_dir: str | Path, *, integrity: str, write: b
     lap("wait_for_integrity_check")
     writer = RecoveredRowsWriter.start(recovered, report_columns(db, dropped), db.current_pages, Path(case_dir),
                                        workers) if write else None
+    # The originals are hashed again (hashlib releases the GIL) while the report is assembled.
+    verified: list[Any] = []
+    verify = threading.Thread(target=_verify_worker, args=(evidence, verified), name="forensics-verify",
+                              daemon=True)
+    verify.start()
     try:
         timeline = build_timeline(db, recovered, live=live_part[0])
         report: Report = build_report(evidence, db, facts, recovered, dropped, integrity_out, timeline)
         lap("timeline_and_report")
         attach_integrity(report, integrity_out)
-        report.file["originals_changed"] = verify_originals(evidence)
+        verify.join()
+        if not verified or isinstance(verified[0], BaseException):
+            raise verified[0] if verified else RuntimeError("verifying the originals failed")
+        report.file["originals_changed"] = verified[0]
         report.file["evidence"] = [f.to_dict() for f in evidence.files.values()]
         report.findings = build_findings(report, db)
         lap("verify_and_findings")
@@ -688,9 +705,17 @@ def _analyze(path: str | Path, case_dir: str | Path, *, integrity: str, write: b
             lap("write_outputs")  # after the files are written, so only in the returned report
             report.meta["seconds"] = round(time.perf_counter() - t0, 3)
     finally:
+        verify.join()
         if writer is not None:
             writer.wait()  # reaps the child even when something above failed
     return report
+
+
+def _verify_worker(evidence: Evidence, out: list[Any]) -> None:
+    try:
+        out.append(verify_originals(evidence))
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
+        out.append(exc)
 
 
 __all__ = ["analyze", "parse_database", "carve_all", "load", "ParsedDatabase", "LiveTable", "SchemaEntry",

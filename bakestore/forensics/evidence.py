@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import stat
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,6 +64,7 @@ class Evidence:
     case_dir: Path
     files: dict[str, EvidenceFile] = field(default_factory=dict)
     collected_at: str = ""
+    _hashing: threading.Thread | None = field(default=None, repr=False, compare=False)
 
     @property
     def db(self) -> EvidenceFile:
@@ -76,6 +78,32 @@ class Evidence:
         """The raw bytes of a copy (empty if that sibling did not exist)."""
         p = self.copy_path(role)
         return p.read_bytes() if p else b""
+
+    def read_all(self) -> dict[str, bytes]:
+        """The bytes of every copy (db, wal, shm, journal; empty if absent).
+
+        A copy not hashed yet (``collect(hash_copies=False)``) is hashed from exactly these bytes,
+        in a thread beside the caller's next work: hashlib releases the GIL. Call
+        :meth:`finish_hashing` before using ``sha256_copy``.
+        """
+        out = {role: self.read(role) for role in ("db", "wal", "shm", "journal")}
+        pending = [(self.files[role], out[role]) for role in out
+                   if role in self.files and not self.files[role].sha256_copy]
+        if pending:
+            def work() -> None:
+                for f, data in pending:
+                    f.sha256_copy = hashlib.sha256(data).hexdigest()
+
+            self._hashing = threading.Thread(target=work, name="forensics-hash-copies", daemon=True)
+            self._hashing.start()
+        return out
+
+    def finish_hashing(self) -> None:
+        """Wait for the hashes :meth:`read_all` started."""
+        thread = self._hashing
+        if thread is not None:
+            thread.join()
+            self._hashing = None
 
 
 def sha256_file(path: Path) -> str:
@@ -113,10 +141,13 @@ def prepare_case_dir(case_dir: Path) -> Path:
     return case_dir
 
 
-def collect(path: Path, case_dir: Path) -> Evidence:
+def collect(path: Path, case_dir: Path, *, hash_copies: bool = True) -> Evidence:
     """Copy ``path`` and its ``-wal``, ``-shm``, ``-journal`` siblings into ``case_dir/evidence``.
 
     The copies are made read-only and keep the originals' times, so later tools see the same facts.
+    Each original is hashed while it is copied (one read). Each copy is hashed by reading it back:
+    here, or with ``hash_copies=False`` by :meth:`Evidence.read_all` when the analysis reads the
+    copies anyway (``sha256_copy`` stays empty until then).
     """
     path = Path(path)
     if not path.exists():
@@ -139,8 +170,8 @@ def collect(path: Path, case_dir: Path) -> Evidence:
             continue  # a sibling that vanished while copying (a live writer closed) is simply absent
         shutil.copystat(src, dst)
         os.chmod(dst, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        evidence.files[role] = EvidenceFile(role, str(src.resolve()), str(dst), size, digest, sha256_file(dst),
-                                            st.st_mtime_ns, st.st_ctime_ns)
+        evidence.files[role] = EvidenceFile(role, str(src.resolve()), str(dst), size, digest,
+                                            sha256_file(dst) if hash_copies else "", st.st_mtime_ns, st.st_ctime_ns)
     return evidence
 
 

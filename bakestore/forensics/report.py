@@ -144,11 +144,15 @@ def _json_default(value: Any) -> Any:
 # json.dumps builds a new one on every call, which dominates for a quarter of a million small
 # values. Compact separators, as json.dumps without indent.
 _c_encoder: Any = None
+_c_encoder_finite: Any = None
 try:
     from _json import make_encoder as _make_c_encoder
     # No circular-reference markers: the encoder is shared (also between threads) and reports
     # are trees.
     _c_encoder = _make_c_encoder(None, _json_default, encode_basestring, None, ": ", ", ", False, False, True)
+    # The same, raising ValueError for NaN/inf (which plain_values turns into {"$float": ...}).
+    _c_encoder_finite = _make_c_encoder(None, _json_default, encode_basestring, None, ": ", ", ", False, False,
+                                        False)
 except ImportError:  # pragma: no cover - CPython always has it
     pass
 
@@ -172,6 +176,7 @@ def _recovered_json(items: list[Recovered], columns: dict[str, list[str]]) -> st
     values go through the C encoder per item. Anything unusual takes json.dumps itself.
     """
     enc = encode_json
+    strict = _c_encoder_finite
     heads: dict[tuple[str, str], str] = {}
     mids: dict[str, str] = {}
     confs: dict[float, str] = {}
@@ -207,8 +212,12 @@ def _recovered_json(items: list[Recovered], columns: dict[str, list[str]]) -> st
             tail = (f', "region": {enc(r.region)}, "frame": {enc(r.frame)}, "detail": {enc(r.detail)}, '
                     f'"candidates": {enc(r.candidates)}, "rowid_live": {enc(rowid_live)}, '
                     f'"partial": {enc(partial)}, "also_found_in": {enc(r.also_found_in)}}}')
+        try:  # bytes take the default hook (the same {"$base64": ...} as jsonable); NaN/inf raise
+            values = "".join(strict(r.values, 0)) if strict is not None else enc(plain_values(r.values))
+        except ValueError:
+            values = enc(plain_values(r.values))
         append(f'{head}{page}, "offset": {offset}, "rowid": {"null" if rowid is None else rowid}, '
-               f'"values": {enc(plain_values(r.values))}{mid}{c}{tail}')
+               f'"values": {values}{mid}{c}{tail}')
     return ", ".join(out)
 
 
@@ -490,14 +499,22 @@ def render_text(report: Report, *, max_rows: int = 10) -> str:
     add("")
     add(f"## Recovered rows ({len(d.recovered)})")
     by_table = d.recovered_by_table()
+    # One pass for every table: sources counted and the first rows kept.
+    table_sources: dict[str, dict[str, int]] = {}
+    table_shown: dict[str, list[Recovered]] = {}
+    for r in d.recovered:
+        counts = table_sources.get(r.table)
+        if counts is None:
+            counts = table_sources[r.table] = {}
+            table_shown[r.table] = []
+        counts[r.source] = counts.get(r.source, 0) + 1
+        if len(table_shown[r.table]) < max_rows:
+            table_shown[r.table].append(r)
     for table, n in sorted(by_table.items(), key=lambda kv: -kv[1]):
-        sources: dict[str, int] = {}
-        for r in d.recovered:
-            if r.table == table:
-                sources[r.source] = sources.get(r.source, 0) + 1
+        sources = table_sources[table]
         add(f"### {table}: {n} rows ({', '.join(f'{k} {v}' for k, v in sorted(sources.items()))})")
         cols = d.columns.get(table) or []
-        shown = [r for r in d.recovered if r.table == table][:max_rows]
+        shown = table_shown[table]
         if cols:
             add("| source | page | offset | rowid | conf | " + " | ".join(cols) + " |")
             add("|---|---:|---:|---:|---:|" + "---|" * len(cols))
