@@ -184,3 +184,50 @@ def test_the_worker_dies_with_its_parent_and_the_next_run_sweeps_its_files(sourc
     with Store(live, device_id=DEVICE_B) as store:
         store.restore(source)  # sweeps what the killed run left (fresh, part and claim files)
     assert leftovers(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- the split check of a built file
+
+
+def test_the_split_check_covers_every_table_once() -> None:
+    from bakestore.registry import REGISTRY
+
+    counts = {spec.name: (i * 37) % 1000 for i, spec in enumerate(REGISTRY)}
+    mine, others = restore._split_tables(REGISTRY, counts)
+    assert sorted(mine + others) == sorted(spec.name for spec in REGISTRY)
+    assert mine and others
+
+
+def _stale_index_db(path: Path) -> None:
+    """A table whose index entries no longer match its rows (the index's definition rewritten
+    by hand: the stored entries are of name, the schema now says upper(name))."""
+    from bakestore.sqlite import sqlite3
+
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    conn.execute("CREATE INDEX t_name ON t(name)")
+    conn.executemany("INSERT INTO t(name) VALUES (?)", [(f"n{i}",) for i in range(500)])
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("UPDATE sqlite_master SET sql = 'CREATE INDEX t_name ON t(upper(name))' WHERE name = 't_name'")
+    conn.close()
+
+
+def test_the_split_check_finds_an_index_that_does_not_match_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "stale.db"
+    _stale_index_db(path)
+    assert restore._integrity_of_tables(path, [], whole_file=True) == ["ok"]  # quick_check cannot see it
+    assert restore._integrity_of_tables(path, ["t"]) != ["ok"]  # the per-table check does
+
+
+def test_the_split_check_finds_a_damaged_page(tmp_path: Path) -> None:
+    from bakestore.sqlite import sqlite3
+
+    path = tmp_path / "damaged.db"
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.executemany("INSERT INTO t(body) VALUES (?)", [("x" * 300,) for _ in range(2000)])
+    conn.close()
+    with open(path, "r+b") as handle:
+        handle.seek(4096 * 5)
+        handle.write(b"\x0d\xff\xff\xff" * 1024)  # a leaf page with nonsense cell pointers
+    assert restore._integrity_of_tables(path, ["t"], whole_file=True) != ["ok"]
