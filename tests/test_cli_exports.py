@@ -112,8 +112,17 @@ def test_undo_and_restore_points(runner: CliRunner, live: Path, tmp_path: Path) 
     assert len(points) == 1 and points[0]["path"].endswith("-restore.db")
     result = run(runner, live, "undo", "--yes")
     assert result.exit_code == 0, result.output
+    # Nobody else had the file open: the fast undo, which says its diff is by counts only.
+    assert "note: fast undo" in result.output and "recipients" in result.output
+    recipients = next(line for line in result.output.splitlines() if line.startswith("recipients"))
+    assert recipients.split()[1:4] == ["5", "→", "6"] and recipients.split()[4:] == ["?", "?", "?"]
     with Store(live, device_id=DEVICE_A) as store:
         assert store.count("recipients") == 6
+    # Interactive: the full diff is shown before the question, then the same fast swap.
+    again = run(runner, live, "undo", input="y\n")
+    assert again.exit_code == 0, again.output
+    row = next(line for line in again.output.splitlines() if line.startswith("recipients"))
+    assert row.split()[1:] == ["6", "→", "5", "0", "1", "0"]
 
 
 def test_reset_is_refused_then_allowed(runner: CliRunner, live: Path) -> None:

@@ -91,7 +91,9 @@ def restore_points(obj: CliContext, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def undo(obj: CliContext, dry_run: bool, yes: bool, as_json: bool) -> None:
-    """Swap the newest restore point back in (takes a restore point first, so undo is undoable)."""
+    """Swap the newest restore point back in; the current content becomes a restore point, so
+    undo is undoable. When no other program has the database open this is an instant rename
+    (`--yes` then shows row counts only), otherwise a verified copy (docs/guarantees.md, S16)."""
     with obj.open_store() as store:
         confirmed_run(lambda **kw: store.undo(**kw), dry_run=dry_run, yes=yes, as_json=as_json, verb="undo")
 
