@@ -1134,12 +1134,17 @@ def prune_restore_points(db_path: Path, keep: int = KEEP_RESTORE_POINTS) -> list
 # --------------------------------------------------------------------------- the swap
 
 
-def swap_in(fresh_path: Path, live_path: Path, *, timeout: float = SWAP_TIMEOUT_S) -> None:
+def swap_in(fresh_path: Path, live_path: Path, *, timeout: float = SWAP_TIMEOUT_S,
+            beside_checkpoint: Callable[[], Any] | None = None) -> concurrent.futures.Future[Any] | None:
     """Make the live database's content the fresh file's, in one write transaction.
 
     The backup API copies every page into the live file under its write lock; WAL readers keep
     their snapshot until their transaction ends and then see the new content. The loop in
     CPython retries on SQLITE_BUSY forever, so the progress callback enforces a deadline.
+
+    ``beside_checkpoint`` (a read-only check of the swapped-in content) runs in a thread while
+    the WAL is folded back into the file; its future is returned for the caller to collect, so
+    that its failure is reported as what it is — a failure *after* the swap.
     """
     deadline = time.monotonic() + timeout
 
@@ -1158,16 +1163,27 @@ def swap_in(fresh_path: Path, live_path: Path, *, timeout: float = SWAP_TIMEOUT_
         _fault("before-swap")
         source.backup(target, pages=-1, progress=progress, sleep=0.05)
         _fault("after-swap")
+        check = None
+        if beside_checkpoint is not None:
+            check = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+            checked = check.submit(beside_checkpoint)
         # The WAL now holds a database-sized run of frames: fold it into the file. A reader in a
         # long transaction can hold this up; then give up after a while (the content is
         # committed either way, and SQLite checkpoints later by itself).
-        target.execute("PRAGMA busy_timeout = 100")
-        until = time.monotonic() + CHECKPOINT_TIMEOUT_S
-        while target.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] != 0:
-            if time.monotonic() > until:
-                log.warning("%s: readers kept the WAL busy; it will be checkpointed later", live_path)
-                break
-            time.sleep(0.02)
+        try:
+            target.execute("PRAGMA busy_timeout = 100")
+            until = time.monotonic() + CHECKPOINT_TIMEOUT_S
+            while target.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] != 0:
+                if time.monotonic() > until:
+                    log.warning("%s: readers kept the WAL busy; it will be checkpointed later", live_path)
+                    break
+                time.sleep(0.02)
+        except sqlite3.Error as exc:
+            log.warning("%s: the checkpoint after the swap failed (%s); SQLite will checkpoint later", live_path, exc)
+        if check is not None:
+            check.shutdown(wait=True)
+            return checked
+        return None
     finally:
         source.close()
         target.close()
@@ -1294,10 +1310,13 @@ def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str],
                 result.restore_point = restore_point
                 record.restore_point = str(restore_point)
                 _fault("after-restore-point")
-                swap_in(fresh.path, live_path)
+                fresh_counts = fresh.counts
+                verified = swap_in(fresh.path, live_path,
+                                   beside_checkpoint=lambda: _verify_swap(live_path, fresh_counts, restore_point))
             try:
                 _fault("after-checkpoint")
-                _verify_swap(live_path, fresh.counts, restore_point)
+                if verified is not None:
+                    verified.result()
                 record.outcome = "done"
                 result.audit_id = _audit(store, record, started)
                 store.clock.observe(_read_meta(live_path, "hlc") or store.clock.high_water)
