@@ -271,3 +271,93 @@ def time_text(ts: int) -> str:
     import time
 
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+
+
+def _walk_outcome(page: bytes, pgno: int, usable: int, want_index: bool) -> Any:
+    from bakestore.forensics.btree import PageView, WalkResult, _walk_page, parse_page_header
+
+    try:
+        header = parse_page_header(page, pgno, usable)
+    except Exception as exc:  # noqa: BLE001
+        return ("header", type(exc), str(exc))
+    result = WalkResult(pgno)
+    stack: list[tuple[int, int]] = []
+    try:
+        _walk_page(PageView(page * 3, usable, 3), page, pgno, header, usable, 0, stack, result, want_index)
+        error = None
+    except Exception as exc:  # noqa: BLE001
+        error = (type(exc), str(exc))
+    return (result.rows, result.index_payloads, result.overflow_pages, result.errors, stack, error)
+
+
+def _reference_walk(page: bytes, pgno: int, usable: int, want_index: bool) -> Any:
+    """The walk of one page as it was: every cell through read_table_leaf_cell / read_index_cell."""
+    import struct
+
+    from bakestore.forensics.btree import (INTERIOR_INDEX, INTERIOR_TABLE, LEAF_TABLE, PageView, WalkResult,
+                                           parse_page_header, read_index_cell, read_overflow,
+                                           read_table_leaf_cell)
+
+    try:
+        header = parse_page_header(page, pgno, usable)
+    except Exception as exc:  # noqa: BLE001
+        return ("header", type(exc), str(exc))
+    view = PageView(page * 3, usable, 3)
+    result = WalkResult(pgno)
+    stack: list[tuple[int, int]] = []
+    error = None
+    try:
+        if header.kind == LEAF_TABLE:
+            for off in header.pointers:
+                cell = read_table_leaf_cell(page, off, usable)
+                payload = cell.local
+                if cell.overflow:
+                    rest, err = read_overflow(view, cell.overflow, cell.payload_size - len(cell.local), usable,
+                                              result.overflow_pages)
+                    payload = payload + rest
+                    if err:
+                        result.errors.append({"page": pgno, "error": f"page {pgno} cell at {off} (rowid "
+                                                                     f"{cell.rowid}): {err}"})
+                result.rows.append((cell.rowid, payload))
+        elif header.kind == INTERIOR_TABLE:
+            children = [struct.unpack_from(">I", page, off)[0] for off in header.pointers]
+            children.append(header.right_child)
+            for child in reversed(children):
+                stack.append((child, 1))
+        else:
+            interior = header.kind == INTERIOR_INDEX
+            for off in header.pointers:
+                if interior:
+                    stack.append((struct.unpack_from(">I", page, off)[0], 1))
+                local, psize, ovf = read_index_cell(page, off, usable, interior)
+                if ovf:
+                    rest, err = read_overflow(view, ovf, psize - len(local), usable, result.overflow_pages)
+                    local = local + rest
+                    if err:
+                        result.errors.append({"page": pgno, "error": f"page {pgno} index cell at {off}: {err}"})
+                if want_index:
+                    result.index_payloads.append(local)
+            if interior:
+                stack.append((header.right_child, 1))
+    except Exception as exc:  # noqa: BLE001
+        error = (type(exc), str(exc))
+    return (result.rows, result.index_payloads, result.overflow_pages, result.errors, stack, error)
+
+
+def test_inline_cell_reading_matches_the_cell_readers(tmp_path: Path) -> None:
+    from tests.forensics_corpus import build_rollback
+
+    db = build_rollback(tmp_path / "src", secure_delete=False, n_recipes=300, n_big=4)
+    data = db.path.read_bytes()
+    pages = [data[i:i + 4096] for i in range(4096, len(data), 4096)]
+    pages = [p for p in pages if p[0] in (0x0D, 0x05, 0x0A, 0x02)]
+    assert len({p[0] for p in pages}) >= 3
+    rng = random.Random(6)
+    for n in range(3000):
+        page = bytearray(rng.choice(pages))
+        for _ in range(rng.choice([0, 1, 2, 5, 20])):
+            pos = rng.randrange(len(page)) if rng.random() < 0.5 else rng.randrange(8, 64)
+            page[pos] = rng.randrange(256)
+        want_index = n % 3 == 0
+        expected = _reference_walk(bytes(page), 2, 4096, want_index)
+        assert _walk_outcome(bytes(page), 2, 4096, want_index) == expected

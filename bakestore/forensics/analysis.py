@@ -243,10 +243,9 @@ def parse_database(data: bytes, wal_data: bytes = b"", journal_data: bytes = b""
             note(walk, entry.name)
             lt = LiveTable(ts, pages=len(walk.pages) + len(walk.overflow_pages), errors=len(walk.errors))
             keys = live_rowids.setdefault(entry.name, {})
-            for rowid, payload in walk.rows:
-                k = hash(payload)
-                live_keys.add(k)
-                keys[rowid] = k
+            hashes = [hash(payload) for _, payload in walk.rows]
+            live_keys.update(hashes)
+            keys.update(zip([rowid for rowid, _ in walk.rows], hashes))
             # Decoded later (decode_live_rows); its errors go where decoding here would have put them.
             pending.append((entry.name, len(errors), walk.rows, walk.index_payloads))
             payloads_by_table[entry.name] = [p for _, p in walk.rows[:2000]]

@@ -88,9 +88,10 @@ def parse_page_header(page: bytes, pgno: int, usable: int) -> PageHeader:
         raise PageError(f"page {pgno}: {ncells} cells do not fit in a {usable}-byte page")
     pointers = struct.unpack_from(f">{ncells}H", page, ptr_start)
     lo = ptr_start + 2 * ncells
-    for p in pointers:
-        if p < lo or p >= usable:
-            raise PageError(f"page {pgno}: cell pointer {p} outside the content area [{lo}, {usable})")
+    if pointers and (min(pointers) < lo or max(pointers) >= usable):
+        for p in pointers:  # the first one out of range names the error
+            if p < lo or p >= usable:
+                raise PageError(f"page {pgno}: cell pointer {p} outside the content area [{lo}, {usable})")
     if first_fb and (first_fb < lo or first_fb > usable - 4):
         raise PageError(f"page {pgno}: first freeblock offset {first_fb} outside the page")
     return PageHeader(kind, hdr, first_fb, ncells, content, frag, right, pointers)
@@ -239,7 +240,31 @@ def _walk_page(view: PageView, page: bytes, pgno: int, header: PageHeader, usabl
     kind = header.kind
     if kind == LEAF_TABLE:
         rows = result.rows
+        max_local = usable - 35
         for off in header.pointers:
+            # The common cell (payload on the page) read inline: the same checks and errors as
+            # read_table_leaf_cell, without a TableCell per row.
+            b = page[off]
+            if b < 0x80:
+                psize, q = b, off + 1
+            elif page[off + 1] < 0x80:
+                psize, q = (b & 0x7F) << 7 | page[off + 1], off + 2
+            else:
+                psize, q = read_varint(page, off)
+            b = page[q]
+            if b < 0x80:
+                rowid, q = b, q + 1
+            elif page[q + 1] < 0x80:
+                rowid, q = (b & 0x7F) << 7 | page[q + 1], q + 2
+            elif page[q + 2] < 0x80:
+                rowid, q = ((b & 0x7F) << 7 | (page[q + 1] & 0x7F)) << 7 | page[q + 2], q + 3
+            else:
+                rowid, q = read_varint(page, q)
+            if 0 <= psize <= max_local:
+                if q + psize > usable:
+                    raise PageError(f"cell at {off}: payload of {psize} bytes runs past the page end")
+                rows.append((rowid, page[q:q + psize]))
+                continue
             cell = read_table_leaf_cell(page, off, usable)
             payload = cell.local
             if cell.overflow:
@@ -257,11 +282,22 @@ def _walk_page(view: PageView, page: bytes, pgno: int, header: PageHeader, usabl
             stack.append((child, depth + 1))
     else:
         interior = kind == INTERIOR_INDEX
+        max_local = ((usable - 12) * 64 // 255) - 23
         for off in header.pointers:
             if interior:
                 stack.append((struct.unpack_from(">I", page, off)[0], depth + 1))
             # Index cells are read even when their values are not wanted: their overflow
-            # pages must be claimed, or the census would call them orphans.
+            # pages must be claimed, or the census would call them orphans. A cell whose
+            # payload fits on the page (and stays inside it) has nothing to claim.
+            if not want_index:
+                q = off + 4 if interior else off
+                b = page[q]
+                if b < 0x80:
+                    psize, q = b, q + 1
+                else:
+                    psize, q = read_varint(page, q)
+                if psize <= max_local and q + psize <= usable:
+                    continue
             local, psize, ovf = read_index_cell(page, off, usable, interior)
             if ovf:
                 rest, err = read_overflow(view, ovf, psize - len(local), usable, result.overflow_pages)
