@@ -361,3 +361,69 @@ def test_inline_cell_reading_matches_the_cell_readers(tmp_path: Path) -> None:
         want_index = n % 3 == 0
         expected = _reference_walk(bytes(page), 2, 4096, want_index)
         assert _walk_outcome(bytes(page), 2, 4096, want_index) == expected
+
+
+def _old_deduplicate(items: list[Recovered]) -> list[Recovered]:
+    """deduplicate as it was (grouping every key), the reference for the faster one."""
+    from bakestore.forensics.carve import PrefixLookup
+
+    order = {s: i for i, s in enumerate(("freelist", "freeblock", "unallocated", "superseded", "wal", "journal"))}
+    groups: dict[int, list[Recovered]] = {}
+    for it in items:
+        groups.setdefault(it.key, []).append(it)
+    out: list[Recovered] = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        group.sort(key=lambda r: (-r.confidence, -(r.rowid is not None), order.get(r.source, 9), r.page, r.offset))
+        kept: list[Recovered] = []
+        for it in group:
+            for k in kept:
+                if it.rowid is None or k.rowid is None or it.rowid == k.rowid:
+                    k.also_found_in.append(it.where())
+                    break
+            else:
+                kept.append(it)
+        out.extend(kept)
+    partial_tables = {it.table for it in out if it.partial}
+    whole: PrefixLookup[Recovered] = PrefixLookup()
+    if partial_tables:
+        for it in out:
+            if not it.partial and it.table in partial_tables:
+                whole.add(it.table, it.values, it)
+    merged: list[Recovered] = [it for it in out if not it.partial]
+
+    def size(r: Recovered) -> int:
+        return sum(len(v) for v in r.values if isinstance(v, (str, bytes)))
+
+    for it in sorted((it for it in out if it.partial), key=size, reverse=True):
+        full = whole.find(it.table, it.values,
+                          lambda w: it.rowid is None or w.rowid is None or it.rowid == w.rowid)
+        if full is not None:
+            full.also_found_in.append(it.where())
+            continue
+        whole.add(it.table, it.values, it)
+        merged.append(it)
+    merged.sort(key=lambda r: (r.table, r.rowid if r.rowid is not None else 1 << 62, r.source, r.page, r.offset))
+    return merged
+
+
+def test_deduplicate_matches_grouping_every_key() -> None:
+    import copy
+
+    from bakestore.forensics.carve import deduplicate
+
+    rng = random.Random(21)
+    for _ in range(30):
+        items = []
+        for k in range(rng.randint(0, 400)):
+            vals = [rng.choice([None, 1, 2]), rng.choice(["a", "ab", "abc", "b", None]), rng.choice(["x", "xy", None])]
+            items.append(Recovered(rng.choice(["t", "u"]), rng.choice(["freelist", "freeblock", "wal", "journal"]),
+                                   rng.randint(1, 30), rng.randint(0, 4000), rng.choice([None, 1, 2, 3, 4]), vals,
+                                   rng.choice([0.6, 0.8, 0.95]), "cell", partial=rng.random() < 0.3,
+                                   key=rng.randint(0, 60)))
+        expected = _old_deduplicate(copy.deepcopy(items))
+        got = deduplicate(copy.deepcopy(items))
+        assert got == expected
+        assert [r.also_found_in for r in got] == [r.also_found_in for r in expected]

@@ -796,13 +796,21 @@ def deduplicate(items: list[Recovered]) -> list[Recovered]:
     rows that happen to hold identical values).
     """
     order = {s: i for i, s in enumerate(("freelist", "freeblock", "unallocated", "superseded", "wal", "journal"))}
+    # Most keys occur once: count them in C and group only the repeated ones. Each group is
+    # resolved where its first item stood, as grouping everything would order them.
+    counts = Counter([it.key for it in items])
+    repeated = {k for k, n in counts.items() if n > 1}
     groups: dict[int, list[Recovered]] = {}
     for it in items:
-        groups.setdefault(it.key, []).append(it)
+        if it.key in repeated:
+            groups.setdefault(it.key, []).append(it)
     out: list[Recovered] = []
-    for group in groups.values():
-        if len(group) == 1:
-            out.append(group[0])
+    for it in items:
+        if it.key not in repeated:
+            out.append(it)
+            continue
+        group = groups.pop(it.key, None)
+        if group is None:  # resolved at its first item
             continue
         group.sort(key=lambda r: (-r.confidence, -(r.rowid is not None), order.get(r.source, 9), r.page, r.offset))
         kept: list[Recovered] = []
@@ -818,10 +826,8 @@ def deduplicate(items: list[Recovered]) -> list[Recovered]:
     # Only tables with a truncated item need the lookup (it is searched by the item's table).
     partial_tables = {it.table for it in out if it.partial}
     whole: PrefixLookup[Recovered] = PrefixLookup()
-    if partial_tables:
-        for it in out:
-            if not it.partial and it.table in partial_tables:
-                whole.add(it.table, it.values, it)
+    for name in partial_tables:  # nothing is indexed yet, so extend() is add() for each, in order
+        whole.extend(name, [(it.values, it) for it in out if not it.partial and it.table == name])
     merged: list[Recovered] = [it for it in out if not it.partial]
 
     def size(r: Recovered) -> int:
