@@ -12,6 +12,7 @@ from typing import Any
 
 from bakestore.forensics.carve import Recovered
 from bakestore.forensics.casedb import write_case_db
+from bakestore.forensics.jsontext import values_json as encode_values
 from bakestore.forensics.report import Report, _json_default, _recovered_json
 
 
@@ -55,6 +56,9 @@ def test_streamed_report_json_is_the_text_json_dumps_writes() -> None:
     assert report._large()
     expected = json.dumps(report.to_dict(), ensure_ascii=False, default=_json_default)
     assert report.to_json() == expected
+    for it in items[::2]:  # as carving leaves them: values already encoded
+        it.values_json = encode_values(it.values)
+    assert report.to_json() == expected
     out = io.StringIO()
     report.write_json(out)
     assert out.getvalue() == expected
@@ -81,6 +85,8 @@ def test_small_report_json_stays_indented() -> None:
 def test_case_db_recovered_rows_hold_the_values(tmp_path: Path) -> None:
     rng = random.Random(3)
     items = [_item(rng, i) for i in range(300)]
+    for it in items[::3]:
+        it.values_json = encode_values(it.values)
     report = _report(items, pages=5)
     write_case_db(report, tmp_path / "case.db")
     conn = sqlite3.connect(tmp_path / "case.db")

@@ -92,13 +92,19 @@ def test_case_db_written_by_a_worker_matches_one_process(tmp_path: Path, monkeyp
         conn = sqlite3.connect(case / "case.db")
         try:
             names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-            return {n: conn.execute(f"SELECT * FROM [{n}] ORDER BY rowid").fetchall() for n in names
-                    if n not in ("file_info", "evidence")}
+            out = {n: conn.execute(f"SELECT rowid, * FROM [{n}] ORDER BY rowid").fetchall() for n in names
+                   if n not in ("file_info", "evidence")}
+            # the same objects in the same order (a worker's tables are copied in, not recreated anyhow)
+            out["sqlite_master"] = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master "
+                                                "ORDER BY rowid").fetchall()
+            return out
         finally:
             conn.close()
 
     one, two = dump(tmp_path / "one"), dump(tmp_path / "two")
     assert one["recovered_rows"] and one == two
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["case.db", "evidence", "report.json",
+                                                                    "report.md"]  # no staging file left
 
 
 def test_no_fork_while_other_threads_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

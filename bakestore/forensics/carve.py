@@ -46,6 +46,10 @@ class Recovered:
     rowid_live: bool = False  # the rowid exists now with other values: an older version of that row
     partial: bool = False  # the overflow chain was lost: the last values are cut short
     key: int = 0
+    #: The JSON text of ``values`` (jsontext.values_json), filled while carving so that the
+    #: writers of report.json and case.db need not encode it again; None: not computed. Code that
+    #: changes ``values`` afterwards must reset it to None.
+    values_json: str | None = field(default=None, compare=False, repr=False)
 
     def where(self) -> dict[str, Any]:
         return {"source": self.source, "page": self.page, "offset": self.offset, "region": self.region,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 import sqlite_utils
 from sqlite_utils.utils import suggest_column_types
 
-from .report import encode_json, jsonable, plain_values
+from .jsontext import encode_json, jsonable, plain_values
 
 if TYPE_CHECKING:
     from .carve import Recovered
@@ -79,7 +79,7 @@ def _recovered_rows(recovered: list["Recovered"], width: int, col_json: dict[str
         yield (i, r.table, r.source, r.page, r.offset, r.rowid, round(r.confidence, 3), r.region, r.frame,
                r.detail, int(r.rowid_live), int(r.partial), dumps(r.candidates) if r.candidates else "[]",
                dumps(r.also_found_in) if r.also_found_in else "[]", col_json.get(r.table, "null"),
-               dumps(plain), *cells)
+               r.values_json if r.values_json is not None else dumps(plain), *cells)
 
 
 def _open_output(path: Path, *, new: bool) -> sqlite_utils.Database:
@@ -125,9 +125,12 @@ def write_case_db(report: "Report", path: Path) -> None:
     write_case_tables(report, path)
 
 
-def write_case_tables(report: "Report", path: Path) -> None:
-    """Add every table but ``recovered_rows`` to the case.db that :func:`write_recovered_rows` made."""
-    db = _open_output(Path(path), new=False)
+def write_case_tables(report: "Report", path: Path, *, new: bool = False) -> None:
+    """Add every table but ``recovered_rows`` to the case.db that :func:`write_recovered_rows` made.
+
+    ``new``: write them into a new file instead (see :func:`merge_case_tables`).
+    """
+    db = _open_output(Path(path), new=new)
     try:
         db.table("evidence").insert_all(report.file.get("evidence", []), pk="role")
         info: list[dict[str, Any]] = []
@@ -187,5 +190,34 @@ def write_case_tables(report: "Report", path: Path) -> None:
                                      for e in report.errors])
         if db["pages"].exists() and db["pages"].count:
             db.table("pages").create_index(["kind"], if_not_exists=True)
+    finally:
+        db.close()
+
+
+def merge_case_tables(source: Path, path: Path) -> None:
+    """Copy every table and index of ``source`` (written by ``write_case_tables(new=True)``) into
+    ``path``, in their order, rowids included: the same file as writing them there directly.
+
+    Lets this process write the small tables while a worker still writes recovered_rows.
+    """
+    db = _open_output(Path(path), new=False)
+    conn = db.conn
+    try:
+        conn.execute("ATTACH DATABASE ? AS case_tables", (str(source),))
+        try:
+            entries = conn.execute("SELECT type, name, sql FROM case_tables.sqlite_master "
+                                   "WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
+            with conn:
+                for kind, name, sql in entries:
+                    conn.execute(sql)  # an index goes to the table of its name in main
+                    if kind != "table":
+                        continue
+                    quoted = '"' + name.replace('"', '""') + '"'
+                    columns = ", ".join('"' + str(r[1]).replace('"', '""') + '"'
+                                        for r in conn.execute(f"PRAGMA case_tables.table_info({quoted})"))
+                    conn.execute(f"INSERT INTO main.{quoted} (rowid, {columns}) "
+                                 f"SELECT rowid, {columns} FROM case_tables.{quoted}")
+        finally:
+            conn.execute("DETACH DATABASE case_tables")
     finally:
         db.close()

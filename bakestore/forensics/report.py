@@ -7,7 +7,6 @@ docs/forensics.md), so every section is plain dicts and lists; recovered rows ar
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import math
@@ -17,11 +16,12 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .carve import Recovered
+from .jsontext import (_json_default, encode_json, encode_json_string, jsonable, plain_values,
+                       values_json)
 from .wal import wal_to_dict
 
 if TYPE_CHECKING:
@@ -117,55 +117,10 @@ class Report:
         out.write("}")
 
 
-_PLAIN = (str, int, type(None))
-
-
-def plain_values(values: list[Any]) -> list[Any]:
-    """Row values made JSON-safe; the common all-plain row is returned without a walk."""
-    for v in values:
-        if type(v) not in _PLAIN and not (type(v) is float and math.isfinite(v)):
-            return jsonable(values)
-    return values
-
-
 def _item_dict(r: Recovered, columns: list[str] | None) -> dict[str, Any]:
     d = r.to_dict(columns)
     d["values"] = plain_values(d["values"])
     return d
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"$base64": base64.b64encode(bytes(value)).decode("ascii")}
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-# The C encoder behind json.dumps(value, ensure_ascii=False, default=_json_default), made once:
-# json.dumps builds a new one on every call, which dominates for a quarter of a million small
-# values. Compact separators, as json.dumps without indent.
-_c_encoder: Any = None
-_c_encoder_finite: Any = None
-try:
-    from _json import make_encoder as _make_c_encoder
-    # No circular-reference markers: the encoder is shared (also between threads) and reports
-    # are trees.
-    _c_encoder = _make_c_encoder(None, _json_default, encode_basestring, None, ": ", ", ", False, False, True)
-    # The same, raising ValueError for NaN/inf (which plain_values turns into {"$float": ...}).
-    _c_encoder_finite = _make_c_encoder(None, _json_default, encode_basestring, None, ": ", ", ", False, False,
-                                        False)
-except ImportError:  # pragma: no cover - CPython always has it
-    pass
-
-
-def encode_json(value: Any) -> str:
-    """``json.dumps(value, ensure_ascii=False, default=_json_default)``, without its per-call setup."""
-    if _c_encoder is None:  # pragma: no cover
-        return json.dumps(value, ensure_ascii=False, default=_json_default)
-    return "".join(_c_encoder(value, 0))
-
-
-def encode_json_string(value: str) -> str:
-    return encode_basestring(value)
 
 
 def _recovered_json(items: list[Recovered], columns: dict[str, list[str]]) -> str:
@@ -176,7 +131,6 @@ def _recovered_json(items: list[Recovered], columns: dict[str, list[str]]) -> st
     values go through the C encoder per item. Anything unusual takes json.dumps itself.
     """
     enc = encode_json
-    strict = _c_encoder_finite
     heads: dict[tuple[str, str], str] = {}
     mids: dict[str, str] = {}
     confs: dict[float, str] = {}
@@ -212,26 +166,12 @@ def _recovered_json(items: list[Recovered], columns: dict[str, list[str]]) -> st
             tail = (f', "region": {enc(r.region)}, "frame": {enc(r.frame)}, "detail": {enc(r.detail)}, '
                     f'"candidates": {enc(r.candidates)}, "rowid_live": {enc(rowid_live)}, '
                     f'"partial": {enc(partial)}, "also_found_in": {enc(r.also_found_in)}}}')
-        try:  # bytes take the default hook (the same {"$base64": ...} as jsonable); NaN/inf raise
-            values = "".join(strict(r.values, 0)) if strict is not None else enc(plain_values(r.values))
-        except ValueError:
-            values = enc(plain_values(r.values))
+        values = r.values_json
+        if values is None:
+            values = values_json(r.values)
         append(f'{head}{page}, "offset": {offset}, "rowid": {"null" if rowid is None else rowid}, '
                f'"values": {values}{mid}{c}{tail}')
     return ", ".join(out)
-
-
-def jsonable(value: Any) -> Any:
-    """Make values JSON-safe and explicit: bytes and non-finite floats become tagged objects."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"$base64": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"$float": repr(value)}
-    return value
 
 
 def _secure_delete_verdict(free_zero: int, free_residue: int, fb_zero: int, fb_residue: int) -> dict[str, Any]:
@@ -615,23 +555,31 @@ def write_outputs(report: Report, case_dir: Path, *, workers: int | None = None,
     ``recovered_rows``: a child already writing case.db's biggest table (see
     :class:`RecoveredRowsWriter`); the other tables are added here when it is done.
     """
-    from .casedb import write_case_db, write_case_tables
+    from .casedb import merge_case_tables, write_case_db, write_case_tables
 
     case_dir = Path(case_dir)
     paths = {"md": case_dir / "report.md", "json": case_dir / "report.json", "db": case_dir / "case.db"}
     pid = 0
     if recovered_rows is None and _fork_allowed(workers, report._large()):
         pid = _fork_run(write_case_db, report, paths["db"])
+    staged = case_dir / "case-tables.tmp.db"
     try:
         paths["md"].write_text(render_text(report, max_rows=50), encoding="utf-8")
         with open(paths["json"], "w", encoding="utf-8") as out:
             report.write_json(out)
+        if recovered_rows is not None:
+            # While the worker still writes recovered_rows, the other tables go to a file of
+            # their own; copied into case.db when the worker is done (a fraction of the time).
+            write_case_tables(report, staged, new=True)
     finally:
         whole = _child_ok(pid) if pid > 0 else False
         table = recovered_rows is not None and recovered_rows.wait() \
             and recovered_rows.recovered is report.recovered and recovered_rows.path == paths["db"]
-    if table:
-        write_case_tables(report, paths["db"])
-    elif not whole:
-        write_case_db(report, paths["db"])
+    try:
+        if table:
+            merge_case_tables(staged, paths["db"])
+        elif not whole:
+            write_case_db(report, paths["db"])
+    finally:
+        staged.unlink(missing_ok=True)
     return paths
