@@ -247,6 +247,9 @@ class DatabaseSource:
         self.db_id: str | None = None
         self.page_size: int | None = None
         self.exact_schema = False
+        #: Every row passed the registry's CHECK rules in this very file and it has not changed
+        #: since (a restore point whose check is on record): the copy's check may skip them.
+        self.rows_checked = False
         self._sha: str | None = None
         self._conn: Any = None
 
@@ -639,13 +642,15 @@ def build_fresh(live_path: Path, source: RowSource, *, page_size: int, meta: dic
             extra = pool.submit(alongside, fresh_path) if alongside is not None else None
             theirs = None
             try:
-                if copy:
+                if copy and not getattr(source, "rows_checked", False):
                     # A copied .db source never went through our inserts: the full check, with
                     # every CHECK rule evaluated again.
                     result = [r[0] for r in conn.execute("PRAGMA integrity_check")]
                 else:
                     # Every row went through the tables' CHECK rules when it was inserted into
-                    # this file moments ago (by this process or the load worker); re-evaluating
+                    # this file moments ago (by this process or the load worker), or, for a
+                    # restore point, when it was checked at creation (and the file is unchanged
+                    # since: see _read_sidecar); re-evaluating
                     # them is two thirds of integrity_check's time. Everything else runs, split
                     # over two threads: quick_check walks every page and b-tree of the file (the
                     # page accounting), and integrity_check(table) checks each table's indexes
@@ -1503,7 +1508,10 @@ def undo(store: "Store", *, dry_run: bool = False, progress: Progress | None = N
         fast = _undo_by_rename(store, points[0], confirm)
         if fast is not None:
             return fast
-    return replace_contents(store, DatabaseSource(points[0], store.registry), operation="undo", dry_run=dry_run,
+    source = DatabaseSource(points[0], store.registry)
+    sidecar = _read_sidecar(points[0])
+    source.rows_checked = bool(sidecar and sidecar.get("checked") and sidecar.get("schema_version") == SCHEMA_VERSION)
+    return replace_contents(store, source, operation="undo", dry_run=dry_run,
                             allow_shrink=True, progress=progress, confirm=confirm,
                             audit_details={"restore_point_used": str(points[0])})
 
