@@ -387,8 +387,13 @@ class Carver:
             end_h = p + hlen
             sts: list[int] = []
             while q < end_h:
-                st, q = read_varint(buf, q)
-                sts.append(st)
+                b = buf[q]
+                if b < 0x80:  # a one-byte varint, read in place
+                    sts.append(b)
+                    q += 1
+                else:
+                    st, q = read_varint(buf, q)
+                    sts.append(st)
             if q != end_h:
                 return None
         except PARSE_ERRORS:
@@ -696,8 +701,13 @@ class Carver:
             hlen, q = read_varint(payload, 0)
             sts: list[int] = []
             while q < hlen:
-                st, q = read_varint(payload, q)
-                sts.append(st)
+                b = payload[q]
+                if b < 0x80:  # a one-byte varint, read in place
+                    sts.append(b)
+                    q += 1
+                else:
+                    st, q = read_varint(payload, q)
+                    sts.append(st)
             if q != hlen:
                 return None
             matchers = self._matching(sts, self.all_by_n)

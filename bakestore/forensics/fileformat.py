@@ -93,14 +93,24 @@ def parse_record_header(buf: bytes | memoryview, pos: int, limit: int) -> tuple[
 
     ``limit`` bounds the header (end of the local payload); a header running past it is malformed.
     """
-    hlen, p = read_varint(buf, pos)
+    b = buf[pos]
+    if b < 0x80:  # one-byte varints read in place (most header bytes are)
+        hlen, p = b, pos + 1
+    else:
+        hlen, p = read_varint(buf, pos)
     end = pos + hlen
     if hlen < 1 or end > limit or hlen > 65536:
         raise FormatError(f"record header length {hlen} does not fit")
     sts: list[int] = []
+    append = sts.append
     while p < end:
-        st, p = read_varint(buf, p)
-        sts.append(st)
+        b = buf[p]
+        if b < 0x80:
+            append(b)
+            p += 1
+        else:
+            st, p = read_varint(buf, p)
+            append(st)
     if p != end:
         raise FormatError("record header overruns its declared length")
     return sts, end
@@ -127,30 +137,34 @@ def decode_values(buf: bytes | memoryview, pos: int, sts: list[int], encoding: s
     that as a junk filter); otherwise it is decoded with replacement characters.
     """
     out: list[Any] = []
+    append = out.append
     errors = "strict" if strict else "replace"
+    size = len(buf)
     for st in sts:
-        if st == 0:
-            out.append(None)
+        if st >= 12:  # text and blobs first: the most common
+            n = (st - 12) >> 1
+            if pos + n > size:
+                raise FormatError("record body truncated")
+            raw = buf[pos:pos + n]
+            if type(raw) is not bytes:
+                raw = bytes(raw)
+            pos += n
+            append(raw.decode(encoding, errors) if st & 1 else raw)
+        elif st == 0:
+            append(None)
         elif st <= 6:
             n = _FIXED_SIZES[st]
-            if pos + n > len(buf):
+            if pos + n > size:
                 raise FormatError("record body truncated")
-            out.append(int.from_bytes(buf[pos:pos + n], "big", signed=True))
+            append(int.from_bytes(buf[pos:pos + n], "big", signed=True))
             pos += n
         elif st == 7:
-            out.append(struct.unpack_from(">d", buf, pos)[0])
+            append(struct.unpack_from(">d", buf, pos)[0])
             pos += 8
         elif st == 8:
-            out.append(0)
+            append(0)
         elif st == 9:
-            out.append(1)
-        elif st >= 12:
-            n = (st - 12) >> 1
-            if pos + n > len(buf):
-                raise FormatError("record body truncated")
-            raw = bytes(buf[pos:pos + n])
-            pos += n
-            out.append(raw.decode(encoding, errors) if st & 1 else raw)
+            append(1)
         else:
             raise FormatError(f"reserved serial type {st}")
     return tuple(out)
