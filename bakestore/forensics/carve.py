@@ -283,6 +283,8 @@ class Carver:
         for m in self.matchers:
             self.alias_of.setdefault(m.name, m.schema.rowid_alias)
         self._restricted: dict[str, dict[int, list[TableMatcher]]] = {}
+        self._match_cache: dict[tuple[int, tuple[int, ...]], tuple[dict[int, list[TableMatcher]],
+                                                                   list[TableMatcher]]] = {}
 
     # ---------------------------------------------------------------- record validation
 
@@ -354,18 +356,28 @@ class Carver:
     @staticmethod
     def _plausible(values: tuple[Any, ...], sts: list[int]) -> bool:
         informative = 0
+        texts = []
         for v, st in zip(values, sts):
             if isinstance(v, str):
-                if _CONTROL.search(v):
-                    return False
                 if v:
                     informative += 1
+                    texts.append(v)
             elif v is not None and st not in (8, 9):
                 informative += 1
+        # One search over every text ("\n" is not in the class): False if any holds a control char.
+        if texts and _CONTROL.search("\n".join(texts) if len(texts) > 1 else texts[0]):
+            return False
         return informative >= 1
 
     def _matching(self, sts: list[int], by_n: dict[int, list[TableMatcher]] | None = None) -> list[TableMatcher]:
-        return [m for m in (by_n or self.by_n).get(len(sts), ()) if m.check(sts)]
+        table = by_n or self.by_n
+        # TableMatcher.check depends only on each serial type's class (NULL, 1..11 each, blob,
+        # text), so the answer is cached per class sequence (a few per table, not per record).
+        key = (id(table), tuple([st if st < 12 else 12 | (st & 1) for st in sts]))
+        got = self._match_cache.get(key)
+        if got is None or got[0] is not table:
+            got = self._match_cache[key] = (table, [m for m in table.get(len(sts), ()) if m.check(sts)])
+        return got[1]
 
     def restricted(self, only: str | None) -> dict[int, list[TableMatcher]]:
         """Matchers of one table (a freeblock only ever held cells of the page's own b-tree)."""
