@@ -433,3 +433,24 @@ def test_deduplicate_matches_grouping_every_key() -> None:
         got = deduplicate(copy.deepcopy(items))
         assert got == expected
         assert [r.also_found_in for r in got] == [r.also_found_in for r in expected]
+
+
+def test_loose_candidates_column_path_matches_the_row_test() -> None:
+    from bakestore.forensics.carve import _loose_candidates
+
+    rng = random.Random(2)
+    words = ["", "a", "ab", "abc", "b", "ba", "é", "éa"]
+    for kind in (str, bytes):
+        def val(w: str) -> Any:
+            return w if kind is str else w.encode()
+
+        rows = [((val(rng.choice(words)), val(rng.choice(words))), i) for i in range(300)]
+        mixed = rows + [((val("ab"), 7), 300), ((val("ab"),), 301)]
+        for probe_word in words:
+            for j in (0, 1):
+                values: list[Any] = [None, None]
+                values[j] = val(probe_word)
+                for table in (rows, mixed):
+                    expected = [e for e in table if len(e[0]) == 2 and (e[0][j] == values[j] or (
+                        type(e[0][j]) is kind and e[0][j].startswith(values[j])))]
+                    assert _loose_candidates(values, [j], table) == expected

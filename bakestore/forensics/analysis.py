@@ -683,24 +683,27 @@ def _analyze(path: str | Path, case_dir: str | Path, *, integrity: str, write: b
     items, facts = carve_all(db, [SQLITE_MASTER, *live_schemas, *dropped], workers=workers,
                              while_carving=while_carving)
     lap("carve")
-    recovered = deduplicate(drop_live_prefixes(items, db))
+    # Every byte of evidence has been read and carved: the originals are hashed again now, in a
+    # thread (hashlib releases the GIL) beside the deduplication, which uses one core only.
+    verified: list[Any] = []
+    verify = threading.Thread(target=_verify_worker, args=(evidence, verified), name="forensics-verify",
+                              daemon=True)
+    verify.start()
+    try:
+        recovered = deduplicate(drop_live_prefixes(items, db))
+    finally:
+        verify.join()
     lap("deduplicate")
     if thread is not None:
         thread.join()  # before a fork: the case.db writer uses SQLite, so no other thread may be in it
     lap("wait_for_integrity_check")
     writer = RecoveredRowsWriter.start(recovered, report_columns(db, dropped), db.current_pages, Path(case_dir),
                                        workers) if write else None
-    # The originals are hashed again (hashlib releases the GIL) while the report is assembled.
-    verified: list[Any] = []
-    verify = threading.Thread(target=_verify_worker, args=(evidence, verified), name="forensics-verify",
-                              daemon=True)
-    verify.start()
     try:
         timeline = build_timeline(db, recovered, live=live_part[0])
         report: Report = build_report(evidence, db, facts, recovered, dropped, integrity_out, timeline)
         lap("timeline_and_report")
         attach_integrity(report, integrity_out)
-        verify.join()
         if not verified or isinstance(verified[0], BaseException):
             raise verified[0] if verified else RuntimeError("verifying the originals failed")
         report.file["originals_changed"] = verified[0]
@@ -714,7 +717,6 @@ def _analyze(path: str | Path, case_dir: str | Path, *, integrity: str, write: b
             lap("write_outputs")  # after the files are written, so only in the returned report
             report.meta["seconds"] = round(time.perf_counter() - t0, 3)
     finally:
-        verify.join()
         if writer is not None:
             writer.wait()  # reaps the child even when something above failed
     return report

@@ -215,7 +215,9 @@ def build_report(evidence: "Evidence", db: "ParsedDatabase", facts: dict[int, di
     from .analysis import TOOL_VERSION
 
     rec_by_page: dict[int, int] = {}
+    rec_counts: dict[str, int] = {}
     for r in recovered:
+        rec_counts[r.table] = rec_counts.get(r.table, 0) + 1
         if r.source not in ("wal", "journal", "superseded"):
             rec_by_page[r.page] = rec_by_page.get(r.page, 0) + 1
     errors_by_page: dict[int, str] = {}
@@ -259,9 +261,6 @@ def build_report(evidence: "Evidence", db: "ParsedDatabase", facts: dict[int, di
         "page_errors": sum(1 for p in page_list if p["error"]),
     }
     columns = report_columns(db, dropped)
-    rec_counts: dict[str, int] = {}
-    for r in recovered:
-        rec_counts[r.table] = rec_counts.get(r.table, 0) + 1
     time_cols: dict[str, list[str]] = {}
     for c in timeline.get("columns", []):
         time_cols.setdefault(c["table"], []).append(c["column"])

@@ -301,19 +301,20 @@ def build_timeline(db: "ParsedDatabase", recovered: list["Recovered"], gap: floa
     """
     if live is None or live.gap != gap:
         live = live_timeline(db, gap)
-    by_table_recovered: dict[str, list[list[Any]]] = {}
+    wanted = {name for name, *_ in live.columns}  # only tables with a time column
+    by_table_recovered: dict[str, list[list[Any]]] = {name: [] for name in wanted}
     for item in recovered:
-        by_table_recovered.setdefault(item.table, []).append(item.values)
+        if item.table in wanted:
+            by_table_recovered[item.table].append(item.values)
     columns: list[dict[str, Any]] = []
     buckets = dict(live.buckets)
     for name, schema, i, enc, primary, live_summary in live.columns:
-        rec_t = times_of([r[i] for r in by_table_recovered.get(name, []) if i < len(r)], enc)
+        rec_t = times_of([r[i] for r in by_table_recovered[name] if i < len(r)], enc)
         columns.append({"table": name, "column": schema.columns[i].name, "encoding": enc,
                         "primary": primary, "live": live_summary, "recovered": _summary(rec_t)})
         if primary:
-            for t in rec_t:
-                key = (name, int(t // 3600) * 3600, "recovered")
-                buckets[key] = buckets.get(key, 0) + 1
+            for h, n in Counter([int(t // 3600) * 3600 for t in rec_t]).items():
+                buckets[(name, h, "recovered")] = buckets.get((name, h, "recovered"), 0) + n
     histogram = [{"table": t, "hour": iso_text(h), "hour_ts": h, "state": s, "rows": n}
                  for (t, h, s), n in sorted(buckets.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2]))]
     return {"gap_seconds": gap, "columns": columns, "clusters": live.global_clusters,
