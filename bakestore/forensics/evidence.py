@@ -106,10 +106,13 @@ class Evidence:
             self._hashing = None
 
 
+_HASH_CHUNK = 8 << 20  # large reads: each one hands the GIL back and forth (this runs in a thread)
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
+        while chunk := fh.read(_HASH_CHUNK):
             h.update(chunk)
     return h.hexdigest()
 
