@@ -80,46 +80,39 @@ def test_undo_swaps_by_rename_when_alone(changed: Any, tmp_path: Path) -> None:
     assert "swap" not in _last_undo(store)["details"]
 
 
-def test_a_reader_in_another_process_means_the_verified_path(changed: Any, tmp_path: Path) -> None:
-    store, before, _ = changed
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(store.path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert reader.stdout is not None and reader.stdout.readline().strip() == "read"
-        store.undo()
-        assert "swap" not in _last_undo(store)["details"]  # the backup-API swap
-    finally:
-        reader.kill()
-        reader.wait()
-    assert _tables(store, tmp_path / "x", "undone") == before
-
-
-READER = """
+#: A reader that has read once (holds a shared lock), and a process that merely has the file
+#: open (no lock at all: only /proc can see it). Each prints a word when it is in place.
+OTHER_PROCESSES = {
+    "reader": """
 import sys, time
 from bakestore.sqlite import sqlite3
 conn = sqlite3.connect(sys.argv[1])
 conn.execute("SELECT count(*) FROM recipes").fetchone()
-print("read", flush=True)
+print("ready", flush=True)
 time.sleep(60)
-"""
-
-OPENER = """
+""",
+    "opener": """
 import sys, time
 handle = open(sys.argv[1], "rb")  # open, never read through SQLite: holds no lock
-print("open", flush=True)
+print("ready", flush=True)
 time.sleep(60)
-"""
+""",
+}
 
 
-def test_a_process_that_only_has_the_file_open_is_seen_too(changed: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("other", sorted(OTHER_PROCESSES))
+def test_another_process_with_the_file_open_means_the_verified_path(changed: Any, tmp_path: Path,
+                                                                   other: str) -> None:
     store, before, _ = changed
-    opener = subprocess.Popen([sys.executable, "-c", OPENER, str(store.path)], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-c", OTHER_PROCESSES[other], str(store.path)],
+                               stdout=subprocess.PIPE, text=True)
     try:
-        assert opener.stdout is not None and opener.stdout.readline().strip() == "open"
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
         store.undo()
-        assert "swap" not in _last_undo(store)["details"]
+        assert "swap" not in _last_undo(store)["details"]  # the backup-API swap
     finally:
-        opener.kill()
-        opener.wait()
+        process.kill()
+        process.wait()
     assert _tables(store, tmp_path / "x", "undone") == before
 
 
