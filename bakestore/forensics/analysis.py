@@ -528,6 +528,9 @@ def _carve_pages_parallel(db: ParsedDatabase, carver: Carver, pages: list[int], 
             while (i := take()) is not None:
                 result.update(_carve_pages(db, carver, chunks[i], wal_current_frame))
                 done.add(i)
+    except BaseException:
+        os.close(out_fd)
+        raise
     finally:
         os.close(queue_r)
         if pid > 0:
@@ -535,9 +538,9 @@ def _carve_pages_parallel(db: ParsedDatabase, carver: Carver, pages: list[int], 
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-    try:
-        os.lseek(out_fd, 0, os.SEEK_SET)
-        with os.fdopen(out_fd, "rb") as src:
+    with open(out_fd, "rb") as src:  # takes the descriptor: closed on leaving
+        try:
+            src.seek(0)
             while True:
                 try:
                     i, packed = pickle.load(src)
@@ -548,8 +551,8 @@ def _carve_pages_parallel(db: ParsedDatabase, carver: Carver, pages: list[int], 
                 for pg, (its, f) in packed.items():
                     result[pg] = ([Recovered(*t) for t in its], f)
                 done.add(i)
-    except Exception:  # noqa: BLE001 - a damaged tail from a failed child: its items are carved below
-        pass
+        except Exception:  # noqa: BLE001 - a damaged tail from a failed child: its items are carved below
+            pass
     for i, chunk in enumerate(chunks):
         if i not in done:
             result.update(_carve_pages(db, carver, chunk, wal_current_frame))
