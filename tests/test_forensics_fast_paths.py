@@ -454,3 +454,22 @@ def test_loose_candidates_column_path_matches_the_row_test() -> None:
                     expected = [e for e in table if len(e[0]) == 2 and (e[0][j] == values[j] or (
                         type(e[0][j]) is kind and e[0][j].startswith(values[j])))]
                     assert _loose_candidates(values, [j], table) == expected
+
+
+def test_copy_with_read_ahead_hashes_and_copies_every_byte(tmp_path: Path) -> None:
+    import hashlib
+    import threading
+
+    from bakestore.forensics.evidence import _copy_hashing
+
+    data = random.Random(1).randbytes((8 << 20) * 2 + 12345)  # several read-ahead chunks and a tail
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    before = threading.active_count()
+    digest, size = _copy_hashing(src, tmp_path / "dst.bin")
+    assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert (tmp_path / "dst.bin").read_bytes() == data
+    assert threading.active_count() == before  # the reader is gone (a later fork needs that)
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    assert _copy_hashing(empty, tmp_path / "empty-copy.bin") == (hashlib.sha256(b"").hexdigest(), 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import shutil
 import stat
 import threading
@@ -21,7 +22,6 @@ from typing import Any
 from ..errors import ForensicsError
 
 SIBLINGS = ("wal", "shm", "journal")
-_CHUNK = 1 << 20
 
 
 def _iso(ns: int) -> str:
@@ -118,14 +118,45 @@ def sha256_file(path: Path) -> str:
 
 
 def _copy_hashing(src: Path, dst: Path) -> tuple[str, int]:
-    """Copy bytes and hash them in one read of the original (one pass, no SQLite)."""
+    """Copy bytes and hash them in one read of the original (one pass, no SQLite).
+
+    A thread reads the next chunks while this one hashes and writes the last (reads, hashing and
+    writes all release the GIL), so a file that is not in the page cache is read from disk while
+    the rest of the work goes on.
+    """
     h = hashlib.sha256()
     size = 0
+    chunks: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def read_ahead(fin: Any) -> None:
+        try:
+            while not stop.is_set() and (chunk := fin.read(_HASH_CHUNK)):
+                chunks.put(chunk)
+            chunks.put(b"")
+        except BaseException as exc:  # noqa: BLE001 - handed to the copying thread, which raises it
+            chunks.put(exc)
+
     with open(src, "rb") as fin, open(dst, "xb") as fout:
-        while chunk := fin.read(_CHUNK):
-            h.update(chunk)
-            fout.write(chunk)
-            size += len(chunk)
+        reader = threading.Thread(target=read_ahead, args=(fin,), name="forensics-read-ahead", daemon=True)
+        reader.start()
+        try:
+            while True:
+                chunk = chunks.get()
+                if isinstance(chunk, BaseException):
+                    raise chunk
+                if not chunk:
+                    break
+                h.update(chunk)
+                fout.write(chunk)
+                size += len(chunk)
+        finally:
+            stop.set()
+            while reader.is_alive():  # never leave the reader blocked on a full queue
+                try:
+                    chunks.get_nowait()
+                except queue.Empty:
+                    reader.join(0.01)
     return h.hexdigest(), size
 
 
