@@ -473,3 +473,19 @@ def test_copy_with_read_ahead_hashes_and_copies_every_byte(tmp_path: Path) -> No
     empty = tmp_path / "empty.bin"
     empty.write_bytes(b"")
     assert _copy_hashing(empty, tmp_path / "empty-copy.bin") == (hashlib.sha256(b"").hexdigest(), 0)
+
+
+def test_column_rule_is_the_rule_check_applies() -> None:
+    from bakestore.forensics.carve import TableMatcher
+    from bakestore.forensics.fileformat import parse_create_table
+
+    schema = parse_create_table("t", "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT NOT NULL, b TEXT, c INTEGER, "
+                                     "d REAL NOT NULL, e, f BLOB NOT NULL)", 2)
+    strict = parse_create_table("s", "CREATE TABLE s (x INTEGER, y TEXT NOT NULL, z ANY) STRICT", 3)
+    for m in (TableMatcher(schema), TableMatcher(strict)):
+        for i in range(m.n):
+            for st in [-1, *range(0, 40), 200, 201]:
+                sts = [0 if k == m.schema.rowid_alias else (13 if m.kinds[k].startswith("text") else 1)
+                       for k in range(m.n)]
+                sts[i] = st
+                assert m.column_accepts(i, st) == m.check(sts), (m.name, i, st)

@@ -188,6 +188,23 @@ class TableMatcher:
                     return False
         return True
 
+    def column_accepts(self, i: int, st: int) -> bool:
+        """Whether column ``i`` accepts serial type ``st`` (the per-column rule of :meth:`check`)."""
+        if st == 10 or st == 11 or st < 0:
+            return False
+        kind = self.kinds[i]
+        if kind == "alias":
+            return st == 0
+        if kind[-1] == "!":
+            if st == 0:
+                return False
+            kind = kind[:-1]
+        if kind == "num" or kind == "int":
+            return st <= 9
+        if kind == "text":
+            return st == 0 or (st >= 13 and bool(st & 1))
+        return True
+
     def infer_lost(self, k: int) -> list[int] | None:
         """Serial types of the first ``k`` columns when the freeblock header destroyed them.
 
@@ -285,6 +302,7 @@ class Carver:
         self._restricted: dict[str, dict[int, list[TableMatcher]]] = {}
         self._match_cache: dict[tuple[int, tuple[int, ...]], tuple[dict[int, list[TableMatcher]],
                                                                    list[TableMatcher]]] = {}
+        self._first_cache: dict[int, tuple[dict[int, list[TableMatcher]], frozenset[int]]] = {}
 
     # ---------------------------------------------------------------- record validation
 
@@ -379,6 +397,15 @@ class Carver:
             got = self._match_cache[key] = (table, [m for m in table.get(len(sts), ()) if m.check(sts)])
         return got[1]
 
+    def _first_classes(self, table: dict[int, list[TableMatcher]]) -> set[int] | frozenset[int]:
+        """Serial-type classes (as in _matching) some matcher of ``table`` accepts in column 0."""
+        got = self._first_cache.get(id(table))
+        if got is None or got[0] is not table:
+            classes = {c for c in range(14) for ms in table.values() for m in ms
+                       if m.n and m.column_accepts(0, c)}
+            got = self._first_cache[id(table)] = (table, frozenset(classes))
+        return got[1]
+
     def restricted(self, only: str | None) -> dict[int, list[TableMatcher]]:
         """Matchers of one table (a freeblock only ever held cells of the page's own b-tree)."""
         if only is None:
@@ -395,6 +422,11 @@ class Carver:
         try:
             hlen, q = read_varint(buf, p)
             if hlen < 2 or p + hlen > limit or hlen > 9 * self.max_n + 2:
+                return None
+            # A first serial type that no table here accepts as its first column: the header
+            # cannot match, whatever follows (most misaligned tries in a freeblock end here).
+            b = buf[q]
+            if b < 0x80 and (b if b < 12 else 12 | (b & 1)) not in self._first_classes(by_n or self.by_n):
                 return None
             end_h = p + hlen
             sts: list[int] = []
