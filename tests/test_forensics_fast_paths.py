@@ -489,3 +489,47 @@ def test_column_rule_is_the_rule_check_applies() -> None:
                        for k in range(m.n)]
                 sts[i] = st
                 assert m.column_accepts(i, st) == m.check(sts), (m.name, i, st)
+
+
+def test_inline_cells_in_carving_match_the_cell_reader(tmp_path: Path) -> None:
+    from bakestore.forensics.analysis import parse_database
+    from bakestore.forensics.btree import parse_page_header, read_table_leaf_cell
+    from bakestore.forensics.carve import Carver
+    from bakestore.forensics.fileformat import PARSE_ERRORS, SQLITE_MASTER
+    from tests.forensics_corpus import build_rollback
+
+    db = build_rollback(tmp_path / "src", secure_delete=False, n_recipes=300, n_big=4)
+    data = db.path.read_bytes()
+    parsed = parse_database(data)
+    carver = Carver([SQLITE_MASTER, *[t.schema for t in parsed.tables.values()]], encoding="utf-8", usable=4096,
+                    live_keys=set(), live_rowids={}, templates=parsed.templates, overflow_view=parsed.view_current)
+    leaves = [data[i:i + 4096] for i in range(4096, len(data), 4096) if data[i] == 0x0D]
+    assert leaves
+
+    def fields(h: Any) -> tuple[Any, ...]:
+        return (h.sts, h.body, h.values, h.tables, h.start, h.end, h.rowid, h.confidence, h.region, h.detail, h.key)
+
+    rng = random.Random(13)
+    compared = 0
+    for n in range(1500):
+        page = bytearray(rng.choice(leaves))
+        for _ in range(rng.choice([0, 1, 3, 10])):
+            page[rng.randrange(8, len(page)) if rng.random() < 0.7 else rng.randrange(8, 80)] = rng.randrange(256)
+        image = bytes(page)
+        try:
+            header = parse_page_header(image, 2, 4096)
+        except PARSE_ERRORS:
+            continue
+        expected = []
+        for off in header.pointers:  # the cell loop as it was
+            try:
+                hit = carver._from_cell(image, read_table_leaf_cell(image, off, 4096))
+            except PARSE_ERRORS:
+                continue
+            if hit is not None:
+                expected.append(fields(hit))
+        got, _ = carver.carve_image(image, 2, cells=True)
+        cell_hits = [fields(h) for h in got if h.region == "cell" and h.start in header.pointers]
+        assert cell_hits == expected[:len(cell_hits)] and len(cell_hits) == len(expected)
+        compared += len(expected)
+    assert compared > 1000

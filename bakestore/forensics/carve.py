@@ -664,10 +664,23 @@ class Carver:
                 hits.extend(found)
             return hits, facts
         if cells:
+            max_local = usable - 35
             for off in header.pointers:
                 try:
-                    cell = read_table_leaf_cell(image, off, usable)
-                    hit = self._from_cell(image, cell)
+                    # The common cell (payload on the page) read inline, with the checks of
+                    # read_table_leaf_cell; anything else goes through it.
+                    b = image[off]
+                    if b < 0x80:
+                        psize, q = b, off + 1
+                    elif image[off + 1] < 0x80:
+                        psize, q = (b & 0x7F) << 7 | image[off + 1], off + 2
+                    else:
+                        psize, q = read_varint(image, off)
+                    rowid, q = read_varint(image, q)
+                    if 0 <= psize <= max_local and q + psize <= usable:
+                        hit = self._from_local(image[q:q + psize], rowid, off, q + psize)
+                    else:
+                        hit = self._from_cell(image, read_table_leaf_cell(image, off, usable))
                 except PARSE_ERRORS:
                     continue
                 if hit is not None:
@@ -738,6 +751,33 @@ class Carver:
         if blocks:
             facts["zeroed"] = all(image.count(0, o + 4, o + s) == s - 4 for o, s in blocks)
         return blocks
+
+    def _from_local(self, payload: bytes, rowid: int, offset: int, end: int) -> _Hit | None:
+        """:meth:`_from_cell` for a cell whose whole payload is on the page."""
+        try:
+            hlen, q = read_varint(payload, 0)
+            sts: list[int] = []
+            while q < hlen:
+                b = payload[q]
+                if b < 0x80:  # a one-byte varint, read in place
+                    sts.append(b)
+                    q += 1
+                else:
+                    st, q = read_varint(payload, q)
+                    sts.append(st)
+            if q != hlen:
+                return None
+            matchers = self._matching(sts, self.all_by_n)
+            if not matchers:
+                return None
+            values = decode_values(payload, hlen, sts, self.encoding, strict=True)
+        except PARSE_ERRORS:
+            return None
+        if not self._plausible(values, sts):
+            return None
+        # The cell's own header is the one SQLite wrote, so its bytes are the canonical record.
+        return _Hit(sts, payload[hlen:], values, [m.name for m in matchers], offset, end, rowid, 0.97, "cell", "",
+                    hash(payload))
 
     def _from_cell(self, image: bytes, cell: Any) -> _Hit | None:
         payload = cell.local
