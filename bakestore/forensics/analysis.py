@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import logging
 import operator
 import os
 import pickle
@@ -30,6 +31,8 @@ from .freelist import FreelistInfo, lock_byte_page, pointer_map_pages, walk_free
 from .journal import JournalInfo, parse_journal, record_image
 from .jsontext import values_json
 from .wal import WalInfo, committed_overlay, frame_image, parse_shm, parse_wal
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .report import Report
@@ -551,8 +554,8 @@ def _carve_pages_parallel(db: ParsedDatabase, carver: Carver, pages: list[int], 
                 for pg, (its, f) in packed.items():
                     result[pg] = ([Recovered(*t) for t in its], f)
                 done.add(i)
-        except Exception:  # noqa: BLE001 - a damaged tail from a failed child: its items are carved below
-            pass
+        except Exception as exc:  # noqa: BLE001 - a damaged tail from a failed child: its items are carved below
+            log.warning("the carving worker's results end early (%s); carving the rest in this process", exc)
     for i, chunk in enumerate(chunks):
         if i not in done:
             result.update(_carve_pages(db, carver, chunk, wal_current_frame))

@@ -263,6 +263,22 @@ class _Hit:
     key: int | None = None  # hash of the record bytes when the header is the original one
 
 
+
+def _cell_header(payload: Any) -> tuple[int, list[int]] | None:
+    """A cell payload's record header: its length and serial types, or None when the varints do
+    not end exactly at the length the header claims (raises PARSE_ERRORS on bytes running out)."""
+    hlen, q = read_varint(payload, 0)
+    sts: list[int] = []
+    while q < hlen:
+        b = payload[q]
+        if b < 0x80:  # a one-byte varint, read in place
+            sts.append(b)
+            q += 1
+        else:
+            st, q = read_varint(payload, q)
+            sts.append(st)
+    return (hlen, sts) if q == hlen else None
+
 class Carver:
     """Carves page images. One instance per analysis: it holds the matchers and the live keys."""
 
@@ -755,18 +771,10 @@ class Carver:
     def _from_local(self, payload: bytes, rowid: int, offset: int, end: int) -> _Hit | None:
         """:meth:`_from_cell` for a cell whose whole payload is on the page."""
         try:
-            hlen, q = read_varint(payload, 0)
-            sts: list[int] = []
-            while q < hlen:
-                b = payload[q]
-                if b < 0x80:  # a one-byte varint, read in place
-                    sts.append(b)
-                    q += 1
-                else:
-                    st, q = read_varint(payload, q)
-                    sts.append(st)
-            if q != hlen:
+            header = _cell_header(payload)
+            if header is None:
                 return None
+            hlen, sts = header
             matchers = self._matching(sts, self.all_by_n)
             if not matchers:
                 return None
@@ -782,18 +790,10 @@ class Carver:
     def _from_cell(self, image: bytes, cell: Any) -> _Hit | None:
         payload = cell.local
         try:
-            hlen, q = read_varint(payload, 0)
-            sts: list[int] = []
-            while q < hlen:
-                b = payload[q]
-                if b < 0x80:  # a one-byte varint, read in place
-                    sts.append(b)
-                    q += 1
-                else:
-                    st, q = read_varint(payload, q)
-                    sts.append(st)
-            if q != hlen:
+            header = _cell_header(payload)
+            if header is None:
                 return None
+            hlen, sts = header
             matchers = self._matching(sts, self.all_by_n)
             if not matchers:
                 return None
