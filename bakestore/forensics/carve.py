@@ -264,20 +264,27 @@ class _Hit:
 
 
 
-def _cell_header(payload: Any) -> tuple[int, list[int]] | None:
-    """A cell payload's record header: its length and serial types, or None when the varints do
-    not end exactly at the length the header claims (raises PARSE_ERRORS on bytes running out)."""
-    hlen, q = read_varint(payload, 0)
+def _serial_types(buf: Any, q: int, end: int) -> list[int] | None:
+    """The serial types of a record header whose varints run from ``q`` to ``end``, or None when
+    they do not end exactly there (raises PARSE_ERRORS on bytes running out)."""
     sts: list[int] = []
-    while q < hlen:
-        b = payload[q]
+    while q < end:
+        b = buf[q]
         if b < 0x80:  # a one-byte varint, read in place
             sts.append(b)
             q += 1
         else:
-            st, q = read_varint(payload, q)
+            st, q = read_varint(buf, q)
             sts.append(st)
-    return (hlen, sts) if q == hlen else None
+    return sts if q == end else None
+
+
+def _cell_header(payload: Any) -> tuple[int, list[int]] | None:
+    """A cell payload's record header: its length and serial types (see :func:`_serial_types`)."""
+    hlen, q = read_varint(payload, 0)
+    sts = _serial_types(payload, q, hlen)
+    return None if sts is None else (hlen, sts)
+
 
 class Carver:
     """Carves page images. One instance per analysis: it holds the matchers and the live keys."""
@@ -445,17 +452,10 @@ class Carver:
             if b < 0x80 and (b if b < 12 else 12 | (b & 1)) not in self._first_classes(by_n or self.by_n):
                 return None
             end_h = p + hlen
-            sts: list[int] = []
-            while q < end_h:
-                b = buf[q]
-                if b < 0x80:  # a one-byte varint, read in place
-                    sts.append(b)
-                    q += 1
-                else:
-                    st, q = read_varint(buf, q)
-                    sts.append(st)
-            if q != end_h:
+            found = _serial_types(buf, q, end_h)
+            if found is None:
                 return None
+            sts = found
         except PARSE_ERRORS:
             return None
         matchers = self._matching(sts, by_n)
