@@ -100,6 +100,10 @@ FAULT_ENV = "BAKESTORE_FAULT"
 BATCH_ROWS = 5000
 #: Restores of at least this many rows load in two processes (see :class:`_LoadWorker`).
 PARALLEL_MIN_ROWS = 200_000
+#: Page cache of each connection building a fresh file (this process's and the load worker's):
+#: rows arrive in key order, so a small cache loses nothing, and the two processes together
+#: stay within the restore's memory budget (250 MB).
+FRESH_CACHE_KIB = 16384
 #: The worker's share of the bytes to load. More than half: this process also builds its own
 #: tables' indexes and then copies the worker's tables in, and it must not wait for the worker.
 WORKER_SHARE = 0.55
@@ -530,7 +534,7 @@ def _connect_fresh(path: Path, page_size: int | None) -> Any:
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA foreign_keys = OFF")
     conn.execute("PRAGMA locking_mode = EXCLUSIVE")
-    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: index builds sort in memory
+    conn.execute(f"PRAGMA cache_size = -{FRESH_CACHE_KIB}")
     return conn
 
 

@@ -219,8 +219,8 @@ def bench_restore(work: Path, rows: int, dataset: str, repeat: int, anchor: bool
           f"({out['floor_checks'] / floor:.2f}x floor)")
     print(f"restore        bakestore (validate, build, swap, audit)    {out['restore']:8.2f} s   "
           f"{out['restore'] / floor:.2f}x floor (target <= 1.5x), {out['restore'] / out['floor_checks']:.2f}x "
-          f"floor+checks; peak RSS {out['rss_mb']:.0f} MB, load worker {out['worker_rss_mb']:.0f} MB "
-          "(target <= 250)")
+          f"floor+checks; peak RSS {out['rss_mb']:.0f} MB + load worker {out['worker_rss_mb']:.0f} MB = "
+          f"{out['rss_mb'] + out['worker_rss_mb']:.0f} MB (target <= 250)")
     print(f"in place       DELETE all + insert, one transaction        {out['in_place']:8.2f} s   "
           f"restore is {out['restore'] / out['in_place']:.2f}x in-place")
     if anchor:
