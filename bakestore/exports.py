@@ -144,11 +144,13 @@ def decode_lines(text: str, count: int) -> list[dict[str, Any]]:
     Gives exactly what :func:`decode_row` gives line by line, or raises ValueError; the caller
     then decodes line by line to find and name the bad line.
     """
-    # JSON strings cannot hold a raw newline, so the newlines are exactly the row separators: as
-    # commas they make one array. A line with no value breaks the syntax, a line with two makes
-    # the count wrong: either way the caller goes line by line and names the line.
+    # Each newline becomes ",\n": between rows that is a separator (the newline is whitespace),
+    # and inside a string it stays a raw newline, which strict JSON refuses — so a row cannot
+    # be glued to the next through a string, and what decodes here is exactly what decodes line
+    # by line. A line with no value breaks the syntax, a line with two makes the count wrong:
+    # either way the caller goes line by line and names the line.
     body = text[:-1] if text.endswith("\n") else text
-    rows = _DECODER.decode("[" + body.replace("\n", ",") + "]")
+    rows = _DECODER.decode("[" + body.replace("\n", ",\n") + "]")
     if len(rows) != count or any(type(row) is not dict for row in rows):
         raise ValueError("not one object per line")
     keys = body.count('":')

@@ -452,3 +452,17 @@ def test_stale_temp_sweep_leaves_other_programs_folders_alone(tmp_path: Path) ->
     removed = exports.remove_stale_temp_folders(tmp_path)
     assert removed == [ours]
     assert foreign.exists() and not ours.exists()
+
+
+def test_batch_decoding_cannot_glue_rows_through_a_string() -> None:
+    """A raw newline inside a string is not JSON: decoded as a batch, such lines must be refused
+    exactly as line by line (they once decoded as one row ``ab,c`` plus two)."""
+    from bakestore.exports import decode_lines, decode_row
+
+    text = '{"a":"ab\nc"}\n{"b":1},{"c":2}\n'  # three lines, three objects: the counts agree
+    with pytest.raises(ValueError):
+        decode_lines(text, text.count("\n"))
+    for line in text.splitlines(keepends=True):
+        with pytest.raises(ValueError):
+            decode_row(line)
+    assert decode_lines('{"a":"x"}\n{"a":"y"}\n', 2) == [{"a": "x"}, {"a": "y"}]
