@@ -1,6 +1,7 @@
 """The second process of a large restore: loads its share of an export's tables into a part file.
 
-Started by :class:`bakestore.restore._LoadWorker` as ``python -m bakestore.loadworker``. It reads
+Started by :class:`bakestore.restore._LoadWorker` (``python -I``, this package put first on the
+path explicitly; a worker that finds itself in another bakestore gives no answer). It reads
 one JSON request on stdin (the verified export folder's hand-off, the shared list of tables,
 the fresh file's path, the page size, the parent's pid); walking the list, it loads every table
 it can claim before the parent does (:func:`restore.claim_table`) into the part file beside the
@@ -82,6 +83,11 @@ def load(request: dict[str, Any]) -> dict[str, Any]:
 def main() -> int:
     request = json.loads(sys.stdin.buffer.readline())
     _die_with_parent(request["parent"])
+    here = str(Path(__file__).resolve().parent)
+    if here != request.get("package"):
+        # Another bakestore than the parent's would check rows by other rules: no answer, so
+        # the parent loads every table itself.
+        return 3
     # Rows are short-lived, acyclic dicts and tuples: reference counting frees them, and the
     # cycle collector would only walk the batch in flight again and again.
     gc.disable()

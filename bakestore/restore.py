@@ -104,9 +104,6 @@ PARALLEL_MIN_ROWS = 200_000
 #: rows arrive in key order, so a small cache loses nothing, and the two processes together
 #: stay within the restore's memory budget (250 MB).
 FRESH_CACHE_KIB = 16384
-#: The worker's share of the bytes to load. More than half: this process also builds its own
-#: tables' indexes and then copies the worker's tables in, and it must not wait for the worker.
-WORKER_SHARE = 0.55
 
 
 def _fault(step: str) -> None:
@@ -771,8 +768,8 @@ class _LoadWorker:
 
     Only for a verified export folder (the worker reopens it by path and checks every file against
     the identity it had when it was hashed) of at least :data:`PARALLEL_MIN_ROWS` rows, with the
-    registry's own schema. The worker is a fresh interpreter (``python -m bakestore.loadworker``),
-    not a fork: it inherits no locks, threads or connections of this process, and it dies with it.
+    registry's own schema. The worker is a fresh interpreter (``python -I``, running
+    :mod:`bakestore.loadworker` from this very package), not a fork: it inherits no locks, threads or connections of this process, and it dies with it.
     Its rows go through the same checks (:func:`_load_table`) and its refusals come back as the
     same errors. If it cannot start or dies without an answer, this process loads its tables.
     """
@@ -793,19 +790,27 @@ class _LoadWorker:
         shared = sorted((spec for spec in registry.exported_tables if spec.name in present and sizes.get(spec.name)),
                         key=lambda spec: -sizes[spec.name])
         rest = [spec for spec in registry.exported_tables if spec not in shared]
+        package = Path(__file__).resolve().parent
         request = {"source": source.handoff(), "order": [spec.name for spec in shared], "fresh": str(fresh_path),
-                   "page_size": page_size, "parent": os.getpid()}
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+                   "page_size": page_size, "parent": os.getpid(), "package": str(package)}
+        # Isolated mode (-I): neither the current folder nor PYTHONPATH can put another bakestore
+        # (or anything else) in front of this one; the worker also checks it imported this package.
+        bootstrap = (f"import sys; sys.path.insert(0, {str(package.parent)!r}); "
+                     "from bakestore.loadworker import main; raise SystemExit(main())")
+        proc = None
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "bakestore.loadworker"], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+            proc = subprocess.Popen([sys.executable, "-I", "-c", bootstrap], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             assert proc.stdin is not None
             proc.stdin.write(json.dumps(request).encode() + b"\n")
             proc.stdin.close()
             _fault("after-worker-start")
         except OSError as exc:
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+                if proc.stdout is not None:
+                    proc.stdout.close()
             log.warning("load worker could not start (%s); loading every table in this process", exc)
             return None
         return cls(proc, shared + rest, fresh_path)

@@ -231,3 +231,23 @@ def test_the_split_check_finds_a_damaged_page(tmp_path: Path) -> None:
         handle.seek(4096 * 5)
         handle.write(b"\x0d\xff\xff\xff" * 1024)  # a leaf page with nonsense cell pointers
     assert restore._integrity_of_tables(path, ["t"], whole_file=True) != ["ok"]
+
+
+def test_a_bakestore_in_the_current_folder_is_not_what_the_worker_runs(
+        source: Path, tmp_path: Path, workers: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python -m`` would put the current folder first on the path: a ``bakestore/`` there
+    (a checkout, or worse) must not become the worker that checks half the rows."""
+    shadow = tmp_path / "cwd" / "bakestore"
+    shadow.mkdir(parents=True)
+    marker = tmp_path / "shadow-ran"
+    (shadow / "__init__.py").write_text("")
+    (shadow / "loadworker.py").write_text(f"open({str(marker)!r}, 'w').close()\ndef main():\n    return 0\n")
+    monkeypatch.chdir(shadow.parent)
+    monkeypatch.setenv("PYTHONPATH", str(shadow.parent))
+    with Store(tmp_path / "live.db", device_id=DEVICE_B) as store:
+        store.restore(source)
+        again = store.export(tmp_path / "out", name="again")
+    assert not marker.exists()
+    assert workers and workers[0] is not None and workers[0].proc.returncode == 0
+    assert WORKER_TABLES <= {spec.name for spec in workers[0].order} - workers[0].mine
+    assert export_bytes(source, tables_only=True) == export_bytes(again.path, tables_only=True)
