@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 from .btree import PageView, WalkResult, walk_btree
 from .carve import (Carver, Recovered, _hashable, _loose_candidates, deduplicate, prefix_of,
                     serial_templates)
+from .children import die_with_parent, kill_child, parent_alive
 from .evidence import Evidence, collect, make_work_copy, verify_originals
 from .fileformat import (PARSE_ERRORS, SQLITE_MASTER, Header, TableSchema, decode_record, parse_create_table,
                          parse_header)
@@ -191,6 +192,16 @@ def parse_database(data: bytes, wal_data: bytes = b"", journal_data: bytes = b""
     main_pages = -(-len(data) // page_size) if data else 0
     overlay = committed_overlay(wal, wal_data) if wal else {}
     current_pages = wal.db_size_after_commit if wal and wal.db_size_after_commit else main_pages
+    present = max(main_pages, max(overlay, default=0))
+    if current_pages > present:
+        # A commit frame's size field is 32 bits of the evidence: a damaged or hostile WAL may
+        # claim billions of pages. Only pages that exist (in the main file or the WAL) are read.
+        assert wal is not None
+        message = (f"the last WAL commit says the database has {current_pages:,} pages, but only {present:,} "
+                   f"exist (main file and WAL together); the pages after {present:,} are not there to read")
+        wal.errors.append(message)
+        errors.append({"page": None, "owner": "wal", "error": message})
+        current_pages = present
     view_main = PageView(data, page_size, main_pages)
     view_current = PageView(data, page_size, max(current_pages, max(overlay, default=0)), overlay)
     header_current = None
@@ -505,6 +516,7 @@ def _carve_pages_parallel(db: ParsedDatabase, carver: Carver, pages: list[int], 
         token = os.read(queue_r, 4)  # reads of 4 bytes from a pipe are atomic between readers
         return int.from_bytes(token, "little") if len(token) == 4 else None
 
+    parent = os.getpid()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with the integrity thread running
         try:
@@ -514,8 +526,9 @@ def _carve_pages_parallel(db: ParsedDatabase, carver: Carver, pages: list[int], 
     if pid == 0:  # the child: carve, send, leave without running any of the parent's cleanup
         code = 1
         try:
+            die_with_parent(parent)  # nobody would read its results: it must not go on alone
             with os.fdopen(out_fd, "wb", closefd=False) as out:
-                while (i := take()) is not None:
+                while parent_alive(parent) and (i := take()) is not None:
                     got = _carve_pages(db, carver, chunks[i], wal_current_frame)
                     packed = {pg: ([_pack(it) for it in its], f) for pg, (its, f) in got.items()}
                     pickle.dump((i, packed), out, protocol=pickle.HIGHEST_PROTOCOL)
@@ -533,6 +546,8 @@ def _carve_pages_parallel(db: ParsedDatabase, carver: Carver, pages: list[int], 
                 done.add(i)
     except BaseException:
         os.close(out_fd)
+        if pid > 0:
+            kill_child(pid)  # its results are not wanted any more: do not wait for it to carve all
         raise
     finally:
         os.close(queue_r)
@@ -705,6 +720,7 @@ def _analyze(path: str | Path, case_dir: str | Path, *, integrity: str, write: b
     lap("wait_for_integrity_check")
     writer = RecoveredRowsWriter.start(recovered, report_columns(db, dropped), db.current_pages, Path(case_dir),
                                        workers) if write else None
+    finished = False
     try:
         timeline = build_timeline(db, recovered, live=live_part[0])
         report: Report = build_report(evidence, db, facts, recovered, dropped, integrity_out, timeline)
@@ -726,9 +742,13 @@ def _analyze(path: str | Path, case_dir: str | Path, *, integrity: str, write: b
             write_outputs(report, Path(case_dir), workers=workers, recovered_rows=writer)
             lap("write_outputs")  # after the files are written, so only in the returned report
             report.meta["seconds"] = round(time.perf_counter() - t0, 3)
+        finished = True
     finally:
         if writer is not None:
-            writer.wait()  # reaps the child even when something above failed
+            if finished:
+                writer.wait()
+            else:  # its partial case.db (recovered_rows only), beside no report: stopped and deleted
+                writer.cancel()
     return report
 
 
@@ -752,6 +772,7 @@ def analyze_isolated(path: str | Path, case_dir: str | Path, *, integrity: str =
     drop every POSIX lock their connections hold on it (sqlite.org/howtocorrupt.html, the
     posix_close_bug). A child process has no connections, so its reads cannot touch those locks.
     """
+    import signal
     import subprocess
     import sys
 
@@ -759,13 +780,23 @@ def analyze_isolated(path: str | Path, case_dir: str | Path, *, integrity: str =
 
     command = [sys.executable, "-m", "bakestore", "forensics", "--case", str(case_dir),
                "--integrity", integrity, "--json", "--", str(path)]
+    # A session (and process group) of its own: on a timeout the child and every process it
+    # forked (carving, case.db writer) are killed together, none is left running.
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
     try:
-        completed = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                   timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise ForensicsError(f"{path}: the forensic analysis took longer than {timeout:.0f}s") from None
-    if completed.returncode != 0:
-        lines = [line for line in completed.stderr.splitlines() if line.strip()]
-        message = lines[-1].removeprefix("Error: ") if lines else f"exit status {completed.returncode}"
+        _, stderr = proc.communicate(timeout=timeout)
+    except BaseException as exc:  # the timeout, or this caller interrupted: nothing may outlive it
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.communicate()  # reaps it (and closes the pipe)
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise ForensicsError(f"{path}: the forensic analysis took longer than {timeout:g}s") from None
+        raise
+    if proc.returncode != 0:
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        message = lines[-1].removeprefix("Error: ") if lines else f"exit status {proc.returncode}"
         raise ForensicsError(message)
     return Path(case_dir)

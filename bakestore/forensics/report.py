@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .carve import Recovered
+from .children import die_with_parent, kill_child
 from .jsontext import (_json_default, encode_json, encode_json_string, jsonable, plain_values,
                        values_json)
 from .wal import wal_to_dict
@@ -489,6 +490,7 @@ def _fork_allowed(workers: int | None, big: bool) -> bool:
 
 def _fork_run(task: Any, *args: Any) -> int:
     """Run ``task(*args)`` in a forked child; its pid (> 0), or -1 if fork failed (nothing ran)."""
+    parent = os.getpid()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
@@ -498,6 +500,7 @@ def _fork_run(task: Any, *args: Any) -> int:
     if pid == 0:  # the child: do the task and leave without the parent's cleanup
         code = 1
         try:
+            die_with_parent(parent)  # no case.db without the report its parent was to write
             task(*args)
             code = 0
         finally:
@@ -513,18 +516,25 @@ def _child_ok(pid: int) -> bool:
     return status == 0
 
 
+#: case.db is built under this name in the case folder and renamed to case.db when whole, so a
+#: run that is killed or fails never leaves a case.db that is only part of one.
+PARTIAL_CASE_DB = "case.db.partial"
+
+
 class RecoveredRowsWriter:
     """case.db's ``recovered_rows`` table, written by a forked child while the report is assembled.
 
     :meth:`start` returns None when no child may be used (small case, ``workers=1``, other threads
     in the process, not Linux); :func:`write_outputs` then writes everything itself. If the child
-    fails, write_outputs rewrites case.db whole, so the result never depends on the child.
+    fails, write_outputs rewrites case.db whole, so the result never depends on the child. The child
+    writes to :data:`PARTIAL_CASE_DB` (``part``); ``path`` is the case.db it is meant for.
     """
 
     def __init__(self, pid: int, recovered: list[Recovered], path: Path) -> None:
         self.pid = pid
         self.recovered = recovered
         self.path = path
+        self.part = path.with_name(PARTIAL_CASE_DB)
         self.ok: bool | None = None
 
     @classmethod
@@ -535,7 +545,7 @@ class RecoveredRowsWriter:
         path = Path(case_dir) / "case.db"
         if not _fork_allowed(workers, len(recovered) + n_pages >= PARALLEL_MIN_ITEMS):
             return None
-        pid = _fork_run(write_recovered_rows, path, recovered, columns)
+        pid = _fork_run(write_recovered_rows, path.with_name(PARTIAL_CASE_DB), recovered, columns)
         return cls(pid, recovered, path) if pid > 0 else None
 
     def wait(self) -> bool:
@@ -543,6 +553,22 @@ class RecoveredRowsWriter:
         if self.ok is None:
             self.ok = _child_ok(self.pid)
         return self.ok
+
+    def cancel(self) -> None:
+        """The analysis failed: stop the child (if still writing), reap it and delete what it wrote."""
+        if self.ok is None:
+            kill_child(self.pid)
+            _child_ok(self.pid)
+            self.ok = False
+        _remove_output(self.part)
+
+
+def _remove_output(path: Path) -> None:
+    """Delete a partial case.db or the staging file (journal_mode is OFF: there is no other file)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def write_outputs(report: Report, case_dir: Path, *, workers: int | None = None,
@@ -553,32 +579,45 @@ def write_outputs(report: Report, case_dir: Path, *, workers: int | None = None,
     this process writes the JSON and Markdown; if the child fails, case.db is rewritten here.
     ``recovered_rows``: a child already writing case.db's biggest table (see
     :class:`RecoveredRowsWriter`); the other tables are added here when it is done.
+    case.db is built as :data:`PARTIAL_CASE_DB` and renamed when whole; when anything fails, the
+    partial file and the staging file are deleted (and the children stopped) before the error is
+    raised.
     """
     from .casedb import merge_case_tables, write_case_db, write_case_tables
 
     case_dir = Path(case_dir)
     paths = {"md": case_dir / "report.md", "json": case_dir / "report.json", "db": case_dir / "case.db"}
-    pid = 0
-    if recovered_rows is None and _fork_allowed(workers, report._large()):
-        pid = _fork_run(write_case_db, report, paths["db"])
+    part = case_dir / PARTIAL_CASE_DB
     staged = case_dir / "case-tables.tmp.db"
+    pid = 0
     try:
-        paths["md"].write_text(render_text(report, max_rows=50), encoding="utf-8")
-        with open(paths["json"], "w", encoding="utf-8") as out:
-            report.write_json(out)
-        if recovered_rows is not None:
-            # While the worker still writes recovered_rows, the other tables go to a file of
-            # their own; copied into case.db when the worker is done (a fraction of the time).
-            write_case_tables(report, staged, new=True)
-    finally:
-        whole = _child_ok(pid) if pid > 0 else False
-        table = recovered_rows is not None and recovered_rows.wait() \
-            and recovered_rows.recovered is report.recovered and recovered_rows.path == paths["db"]
-    try:
+        if recovered_rows is None and _fork_allowed(workers, report._large()):
+            pid = _fork_run(write_case_db, report, part)
+        written = False
+        try:
+            paths["md"].write_text(render_text(report, max_rows=50), encoding="utf-8")
+            with open(paths["json"], "w", encoding="utf-8") as out:
+                report.write_json(out)
+            if recovered_rows is not None:
+                # While the worker still writes recovered_rows, the other tables go to a file of
+                # their own; copied into case.db when the worker is done (a fraction of the time).
+                write_case_tables(report, staged, new=True)
+            written = True
+        finally:
+            if not written:  # failing anyway: what the children write is not wanted, stop them
+                if pid > 0:
+                    kill_child(pid)
+                if recovered_rows is not None:
+                    recovered_rows.cancel()
+            whole = _child_ok(pid) if pid > 0 else False
+            table = recovered_rows is not None and recovered_rows.wait() \
+                and recovered_rows.recovered is report.recovered and recovered_rows.path == paths["db"]
         if table:
-            merge_case_tables(staged, paths["db"])
+            merge_case_tables(staged, part)
         elif not whole:
-            write_case_db(report, paths["db"])
+            write_case_db(report, part)
+        os.replace(part, paths["db"])
     finally:
-        staged.unlink(missing_ok=True)
+        _remove_output(staged)
+        _remove_output(part)  # gone already (renamed) unless something failed
     return paths
