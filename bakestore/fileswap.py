@@ -45,6 +45,8 @@ SIBLINGS = ("", "-wal", "-shm", "-journal")
 DISABLE_ENV = "BAKESTORE_NO_RENAME_SWAP"
 #: How long the old file stays locked for a process that opened it during the swap.
 LATE_OPENER_WAIT_S = 10.0
+#: How long after the rename /proc is read again (an open in progress shows up a moment later).
+LATE_OPENER_GRACE_S = 0.02
 
 
 class NotProvenAlone(Exception):
@@ -76,8 +78,10 @@ def _identities(paths: list[Path]) -> set[tuple[int, int]]:
 
 
 def processes_holding(identities: set[tuple[int, int]]) -> set[int] | None:
-    """PIDs of *other* processes with any of these files (``(st_dev, st_ino)``) open, or None
-    when that cannot be known (no /proc, or a process whose open files we may not read)."""
+    """PIDs of *other* processes with any of these files (``(st_dev, st_ino)``) open, among the
+    processes whose open files this process may read; None without /proc. Processes it may not
+    read (another user's, for a user that is not root) are left to the lock probe, which sees
+    every connection that has read the file (sqlite-facts A5)."""
     proc = Path("/proc")
     if not identities:
         return set()
@@ -91,10 +95,8 @@ def processes_holding(identities: set[tuple[int, int]]) -> set[int] | None:
         fd_dir = f"/proc/{entry.name}/fd"
         try:
             fds = os.listdir(fd_dir)
-        except FileNotFoundError:
-            continue  # the process has ended
-        except PermissionError:
-            return None
+        except OSError:
+            continue  # ended, or not ours to read
         for fd in fds:
             try:
                 info = os.stat(f"{fd_dir}/{fd}")
@@ -106,82 +108,104 @@ def processes_holding(identities: set[tuple[int, int]]) -> set[int] | None:
     return holders
 
 
-@contextlib.contextmanager
-def exclusive_probe(live: Path) -> Iterator[Any]:
-    """Hold ``live`` exclusively in rollback mode, or raise :class:`NotProvenAlone`.
-
-    On the way out the file is put back in WAL mode when it is still the live file (the swap did
-    not happen); after a swap the connection is on the old file, which stays in rollback mode.
-    """
-    conn = sqlite3.connect(str(live), timeout=0, isolation_level=None, check_same_thread=False)
-    swapped = False
-    try:
+def own_descriptors(identities: set[tuple[int, int]]) -> int:
+    """How many of this process's file descriptors are open on these files."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
         try:
-            conn.execute("PRAGMA busy_timeout = 0")
-            # Leaving WAL mode needs every other connection gone (it checkpoints and deletes
-            # -wal and -shm); the exclusive lock then keeps newcomers from reading.
-            mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
-            if mode != "delete":
-                raise NotProvenAlone(f"journal mode stayed {mode}")
-            conn.execute("PRAGMA locking_mode = EXCLUSIVE")
-            conn.execute("BEGIN EXCLUSIVE")
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.OperationalError as exc:
-            raise NotProvenAlone(f"another connection has the database open ({exc})") from None
+            info = os.stat(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        count += (info.st_dev, info.st_ino) in identities
+    return count
 
-        class Probe:
-            connection = conn
 
-            def mark_swapped(self, value: bool = True) -> None:
-                nonlocal swapped
-                swapped = value
+def _exclusive(path: Path, *, was_wal: bool) -> Any:
+    """A connection holding ``path`` exclusively in rollback mode, or NotProvenAlone. On
+    failure the file is put back in WAL mode if ``was_wal``."""
+    conn = sqlite3.connect(str(path), timeout=0, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA busy_timeout = 0")
+        # Leaving WAL mode needs every other connection gone (it checkpoints and deletes -wal
+        # and -shm); the exclusive lock then keeps newcomers from reading.
+        mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+        if mode != "delete":
+            raise NotProvenAlone(f"{path.name}: journal mode stayed {mode}")
+        conn.execute("PRAGMA synchronous = FULL")  # a write before the swap is durable before it
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+        conn.execute("BEGIN EXCLUSIVE")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        _release(conn, back_to_wal=was_wal)
+        raise NotProvenAlone(f"another connection has {path.name} open ({exc})") from None
+    except BaseException:
+        _release(conn, back_to_wal=was_wal)
+        raise
 
-        yield Probe()
-    finally:
+
+def _release(conn: Any, *, back_to_wal: bool) -> None:
+    """End the hold; with ``back_to_wal`` leave the file as it was found (WAL mode). Close."""
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("ROLLBACK")
+    if back_to_wal:
         with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        if not swapped:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("PRAGMA journal_mode = WAL")
-        conn.close()
+            conn.execute("PRAGMA locking_mode = NORMAL")
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute("PRAGMA journal_mode = WAL")
+    conn.close()
 
 
 class ProvenAlone:
-    """Inside :func:`proven_alone`: the conditions hold and the live file is locked; :meth:`swap`
-    does the rename."""
+    """Inside :func:`proven_alone`: both files are held exclusively (nobody can read either) and
+    nobody else has them open. ``replacement`` is the connection holding the replacement, for
+    last writes into it before it goes live; :meth:`swap` does the rename."""
 
-    def __init__(self, live: Path, replacement: Path, probe: Any, old: set[tuple[int, int]]) -> None:
-        self.live, self.replacement, self.probe, self.old = live, replacement, probe, old
+    def __init__(self, live: Path, replacement_path: Path, replacement: Any, old: set[tuple[int, int]],
+                 new: set[tuple[int, int]]) -> None:
+        self.live, self.replacement_path, self.replacement = live, replacement_path, replacement
+        self.old, self.new = old, new
         self.swapped = False
+        self.late_openers: set[int] = set()
+
+    @staticmethod
+    def _holders(identities: set[tuple[int, int]]) -> set[int]:
+        """Other processes with these files open, and this one if it has more than the one
+        descriptor our own held connection uses (another thread opened the file)."""
+        holders = processes_holding(identities) or set()
+        if own_descriptors(identities) > 1:
+            holders.add(os.getpid())
+        return holders
 
     def swap(self, keep_old_as: Path) -> None:
         """Make the replacement the live file and keep the live file as ``keep_old_as``."""
-        live, replacement = self.live, self.replacement
-        new = _identities([replacement])
+        live, replacement = self.live, self.replacement_path
         os.link(live, keep_old_as)
         try:
             os.replace(replacement, live)
         except OSError:
             os.unlink(keep_old_as)
             raise
-        self.probe.mark_swapped()
-        late = processes_holding(self.old)
-        if late is None or late:
-            # Somebody opened the old file between the check and the rename. It cannot have read
-            # from it (we hold the lock); if nobody has the new file yet, put everything back.
-            if processes_holding(new) == set():
+        self.swapped = True
+        # Somebody who opened the old file in the instant before the rename (an open in
+        # progress shows in /proc a moment later: look twice) cannot have read it — it is locked.
+        time.sleep(LATE_OPENER_GRACE_S)
+        late = self._holders(self.old)
+        if late:
+            if not self._holders(self.new):
+                # Nobody has the new file open either: put everything back as it was.
                 os.link(live, replacement)
                 os.replace(keep_old_as, live)
-                self.probe.mark_swapped(False)
+                self.swapped = False
                 fsync_dir(live.parent)
                 fsync_dir(replacement.parent)
-                raise NotProvenAlone(f"process(es) {sorted(late or [])} opened the database during the swap")
+                raise NotProvenAlone(f"process(es) {sorted(late)} opened the database during the swap")
             # Both files are open elsewhere (two races at once). Keep the old file locked until
             # its late openers let go, so none of them reads it against the new file's -wal.
             deadline = time.monotonic() + LATE_OPENER_WAIT_S
-            while processes_holding(self.old) and time.monotonic() < deadline:
+            while (late := self._holders(self.old)) and time.monotonic() < deadline:
                 time.sleep(0.05)
-        self.swapped = True
+            self.late_openers = late
         fsync_dir(live.parent)
         if keep_old_as.parent != live.parent:
             fsync_dir(keep_old_as.parent)
@@ -193,8 +217,8 @@ def proven_alone(live: Path, replacement: Path) -> Iterator[ProvenAlone]:
 
     Raises :class:`NotProvenAlone` (with everything as it was) unless the conditions in this
     module's docstring hold. ``replacement`` must be a closed, complete database file without
-    ``-wal``/``-journal`` siblings, on the same filesystem as ``live``. The caller must have
-    closed its own connections to ``live``.
+    ``-wal``/``-journal`` siblings, on the same filesystem as ``live``, that nothing in this
+    process has open; the caller must have closed its own connections to ``live``.
     """
     if os.environ.get(DISABLE_ENV):
         raise NotProvenAlone(f"rename swaps are turned off ({DISABLE_ENV})")
@@ -208,13 +232,35 @@ def proven_alone(live: Path, replacement: Path) -> Iterator[ProvenAlone]:
     for suffix in ("-wal", "-journal"):
         if Path(f"{replacement}{suffix}").exists():
             raise NotProvenAlone(f"{replacement.name}{suffix} exists")
-    with exclusive_probe(live) as probe:
+    siblings = [Path(f"{live}{suffix}") for suffix in SIBLINGS]
+    old, new = _identities(siblings), _identities([replacement])
+    # Cheap checks first, before the probe changes the journal mode.
+    if own_descriptors(old | new):
+        raise NotProvenAlone("this process still has the database or the restore point open")
+    if processes_holding(old | new):
+        raise NotProvenAlone("another process has the database open")
+    probe = _exclusive(live, was_wal=True)
+    swap: ProvenAlone | None = None
+    try:
         if any(Path(f"{live}{suffix}").exists() for suffix in ("-wal", "-journal")):
             raise NotProvenAlone("the live file still has a -wal or -journal")
-        old = _identities([Path(f"{live}{suffix}") for suffix in SIBLINGS])
-        holders = processes_holding(old | _identities([replacement]))
+        held = _exclusive(replacement, was_wal=False)
+        old = _identities(siblings)
+        swap = ProvenAlone(live, replacement, held, old, new)
+        # Exactly the two connections just opened, and nobody else.
+        if own_descriptors(old) != 1 or own_descriptors(new) != 1:
+            raise NotProvenAlone("another connection in this process has the database open")
+        holders = processes_holding(old | new)
         if holders is None:
-            raise NotProvenAlone("cannot see every process's open files")
+            raise NotProvenAlone("cannot see the processes' open files")
         if holders:
             raise NotProvenAlone(f"process(es) {sorted(holders)} have the database open")
-        yield ProvenAlone(live, replacement, probe, old)
+        yield swap
+    finally:
+        swapped = swap is not None and swap.swapped
+        if swap is not None:
+            # The replacement (now live, or still a restore point) is let go of first.
+            _release(swap.replacement, back_to_wal=False)
+        # The old file: back to WAL when it is still the live file; kept as a restore point
+        # (rollback mode) when the swap happened.
+        _release(probe, back_to_wal=not swapped)

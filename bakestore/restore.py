@@ -48,6 +48,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import uuid
@@ -100,6 +101,8 @@ FAULT_ENV = "BAKESTORE_FAULT"
 BATCH_ROWS = 5000
 #: Restores of at least this many rows load in two processes (see :class:`_LoadWorker`).
 PARALLEL_MIN_ROWS = 200_000
+#: Restore points are hashed in chunks of this size, so that a fast undo checks them in parallel.
+CHUNK_BYTES = 16 << 20
 #: Page cache of each connection building a fresh file (this process's and the load worker's):
 #: rows arrive in key order, so a small cache loses nothing, and the two processes together
 #: stay within the restore's memory budget (250 MB).
@@ -513,8 +516,10 @@ def _no_cycle_collection() -> Iterator[None]:
     """Pause the cycle collector while rows stream through: they are acyclic dicts and tuples
     that reference counting frees at once, and each collection would walk the batch in flight
     again (a tenth of the load's time on a million rows). Restored as it was afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
+    # Only in a process with no other thread: in an application the collector is everybody's.
+    enabled = gc.isenabled() and threading.active_count() == 1
+    if enabled:
+        gc.disable()
     try:
         yield
     finally:
@@ -1102,29 +1107,32 @@ def make_restore_point(db_path: Path, operation: str) -> Path:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             digest = pool.submit(_sha256_file, final)  # hashlib lets go of the GIL: beside the check
             result = [r[0] for r in check.execute("PRAGMA quick_check")]
-            sha256 = digest.result()
+            sha256, chunks = digest.result()
     finally:
         check.close()
     if result != ["ok"]:
         final.unlink()
         raise RestoreError(f"{final}: the new restore point failed its check: {result[0]}; nothing was changed")
-    _write_sidecar(final, sha256, "quick_check")
+    _write_sidecar(final, sha256, "quick_check", chunks)
     return final
 
 
-def _sha256_file(path: Path) -> str:
+def _sha256_file(path: Path) -> tuple[str, list[str]]:
+    """The file's sha256, and that of each :data:`CHUNK_BYTES` chunk (checked in parallel later)."""
     digest = hashlib.sha256()
+    chunks: list[str] = []
     with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
+        while chunk := handle.read(CHUNK_BYTES):
             digest.update(chunk)
-    return digest.hexdigest()
+            chunks.append(hashlib.sha256(chunk).hexdigest())
+    return digest.hexdigest(), chunks
 
 
-def _write_sidecar(point: Path, sha256: str | None, checked: str | None) -> None:
+def _write_sidecar(point: Path, sha256: str | None, checked: str | None, chunks: list[str] | None = None) -> None:
     """Record how the restore point was checked and what the file looked like then (a failure
     to write it only costs the fast undo, which then takes the verified path)."""
     data = {"identity": _file_identity(point), "sha256": sha256, "checked": checked,
-            "schema_version": SCHEMA_VERSION}
+            "schema_version": SCHEMA_VERSION, "chunks": chunks}
     with contextlib.suppress(OSError):
         write_atomic(_sidecar(point), (json.dumps(data, sort_keys=True) + "\n").encode(),
                      tmp_name=f".{_sidecar(point).name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -1188,6 +1196,12 @@ def swap_in(fresh_path: Path, live_path: Path, *, timeout: float = SWAP_TIMEOUT_
             target.execute("PRAGMA busy_timeout = 100")
             until = time.monotonic() + CHECKPOINT_TIMEOUT_S
             while target.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] != 0:
+                if check is not None and not checked.done():
+                    # Our own check's read transaction is what keeps it busy: wait for it, then
+                    # start the clock for other readers.
+                    concurrent.futures.wait([checked])
+                    until = time.monotonic() + CHECKPOINT_TIMEOUT_S
+                    continue
                 if time.monotonic() > until:
                     log.warning("%s: readers kept the WAL busy; it will be checkpointed later", live_path)
                     break
@@ -1405,38 +1419,58 @@ def _counts_of(path: Path, registry: Registry) -> dict[str, int]:
         conn.close()
 
 
-def _stamp_for_swap(point: Path, store: "Store") -> None:
-    """Before a rename swap, write into the file about to become live what the backup-API path
-    writes into its fresh file: the clock's high-water mark and a new bulk-change marker (so the
-    watcher exports in full). No statement ever writes to the live file during an operation."""
-    conn = sqlite3.connect(str(point), isolation_level=None)
+def _stamp_for_swap(conn: Any, store: "Store") -> None:
+    """Before a rename swap, write into the file about to become live (through the connection
+    that holds it exclusively) what the backup-API path writes into its fresh file: the clock's
+    high-water mark and a new bulk-change marker (so the watcher exports in full). No statement
+    ever writes to the live file during an operation."""
+    row = conn.execute('SELECT value FROM "_bakestore_meta" WHERE key = ?', ["hlc"]).fetchone()
+    high = store.clock.high_water
+    if row and row[0] and row[0][:19] > high[:19]:
+        high = row[0]
+    conn.execute('INSERT OR REPLACE INTO "_bakestore_meta"(key, value) VALUES (?, ?)', ["hlc", high])
+    mark_bulk_change(conn)
+    conn.execute("COMMIT")  # in EXCLUSIVE locking mode the lock stays held after the commit
+
+
+def _content_unchanged(point: Path, sidecar: dict[str, Any]) -> bool:
+    """Every chunk of the restore point still has the sha256 recorded when it was checked (two
+    threads; catches damage that leaves the file's metadata alone, such as a failing disk)."""
+    chunks = sidecar.get("chunks")
+    if not isinstance(chunks, list) or not chunks:
+        return False
+    fd = os.open(point, os.O_RDONLY)
     try:
-        conn.execute("PRAGMA journal_mode = DELETE")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("BEGIN IMMEDIATE")
-        row = conn.execute('SELECT value FROM "_bakestore_meta" WHERE key = ?', ["hlc"]).fetchone()
-        high = store.clock.high_water
-        if row and row[0] and row[0][:19] > high[:19]:
-            high = row[0]
-        conn.execute('INSERT OR REPLACE INTO "_bakestore_meta"(key, value) VALUES (?, ?)', ["hlc", high])
-        mark_bulk_change(conn)
-        conn.execute("COMMIT")
+        def chunk_ok(index: int) -> bool:
+            return hashlib.sha256(os.pread(fd, CHUNK_BYTES, index * CHUNK_BYTES)).hexdigest() == chunks[index]
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            return all(pool.map(chunk_ok, range(len(chunks)))) and \
+                os.fstat(fd).st_size <= len(chunks) * CHUNK_BYTES
     finally:
-        conn.close()
+        os.close(fd)
+
+
+def _other_threads() -> bool:
+    """Another thread (not a daemon) could be using this Store's connection or open the file."""
+    me = threading.current_thread()
+    return any(t is not me and not t.daemon and t.is_alive() for t in threading.enumerate())
 
 
 def _undo_by_rename(store: "Store", point: Path,
                     confirm: Callable[[RestoreResult], bool] | None) -> RestoreResult | None:
     """The fast undo: the restore point *becomes* the live file by rename, and the live file
     becomes the new restore point (a hard link, no copy). Only for a restore point whose check at
-    creation is on record and which has not changed since (inode, size, mtime, ctime), and only
-    when :mod:`bakestore.fileswap` proves that no other connection or process has the database
-    open. Returns None, having changed nothing, whenever that is not so: :func:`undo` then takes
-    the verified backup-API path. Without ``confirm`` the diff is by row counts only.
+    creation is on record, whose file has not changed since (inode, size, mtime, ctime, and the
+    sha256 of every chunk), from a process with no other thread (which could be using this
+    Store's connection or open the file), and only when :mod:`bakestore.fileswap` proves that no
+    other connection or process has the database open. Returns None, having changed nothing,
+    whenever that is not so: :func:`undo` then takes the verified backup-API path. Without
+    ``confirm`` the diff is by row counts only.
     """
     sidecar = _read_sidecar(point)
     if (sidecar is None or not sidecar.get("checked") or sidecar.get("schema_version") != SCHEMA_VERSION
-            or store.registry is not REGISTRY):
+            or store.registry is not REGISTRY or _other_threads()):
         return None
     live_path = store.path
     label = f"database {point}"
@@ -1447,6 +1481,9 @@ def _undo_by_rename(store: "Store", point: Path,
         remove_leftovers(live_path)
         if list_restore_points(live_path)[:1] != [point] or _read_sidecar(point) != sidecar:
             return None  # changed while we waited for the lock: let the verified path look again
+        if not _content_unchanged(point, sidecar):
+            log.warning("%s: the restore point's bytes differ from its check; using the verified undo", point)
+            return None
         before, after = _live_counts(store), _counts_of(point, store.registry)
         if confirm is not None:
             diff = diff_databases(live_path, point, store.registry)
@@ -1459,36 +1496,57 @@ def _undo_by_rename(store: "Store", point: Path,
         if confirm is not None and not confirm(result):
             raise CancelledError("undo cancelled; nothing was changed")
         keep = restore_point_dir(live_path) / _next_point_name(live_path, "undo")
+        alone: fileswap.ProvenAlone | None = None
+        writes = exclusive_writes(live_path)
+        writes.__enter__()  # no API write in flight, in any thread or process, from here on
+        if store.db.conn.in_transaction:
+            writes.__exit__(None, None, None)
+            return None
         store.db.close()  # our own connection would (rightly) fail the probe
-        audited = False
         try:
-            with exclusive_writes(live_path), fileswap.proven_alone(live_path, point) as alone:
+            with contextlib.ExitStack() as held:
+                held.push(writes)
+                alone = held.enter_context(fileswap.proven_alone(live_path, point))
                 _audit(store, record, started)  # audit first, as on every path
-                audited = True
-                _stamp_for_swap(point, store)
+                _stamp_for_swap(alone.replacement, store)
                 _fault("before-rename-swap")
                 alone.swap(keep)
                 _fault("after-rename-swap")
         except fileswap.NotProvenAlone as why:
+            store.db = connect_store_file(live_path)
             log.info("%s: undo by rename not possible (%s); using the backup-API swap", live_path, why)
-            if audited:  # the swap was reversed: say so in the record already written
+            if alone is not None:  # the record was written, and the rename was reversed: say so
                 record.outcome, record.reason = "superseded", f"{why}; the rename was reversed, nothing changed"
                 with contextlib.suppress(Exception):
                     _audit(store, record, started)
             return None
-        finally:
+        except BaseException:
+            if alone is not None and alone.swapped:
+                raise RestoreError(f"undo done: the restore point is in place, but a later step failed; the "
+                                   f"previous content is in the restore point {keep}") from None
             store.db = connect_store_file(live_path)
-        _write_sidecar(keep, None, None)  # the old live file: consistent, but not checked as a copy
-        with contextlib.suppress(FileNotFoundError):
-            _sidecar(point).unlink()
-        store.clock.observe(_read_meta(live_path, "hlc") or store.clock.high_water)
-        arrived = _live_counts(store)
-        if arrived != after:
-            raise RestoreError(f"{live_path}: after the swap the counts differ from the restore point's; the "
-                               f"previous content is in the restore point {keep}")
-        record.outcome, record.restore_point = "done", str(keep)
-        result.restore_point = keep
-        result.audit_id = _audit(store, record, started)
+            raise
+        # From here on the undo has happened: a failure must not read as "nothing changed".
+        try:
+            store.db = connect_store_file(live_path)
+            if alone.late_openers:
+                record.details["late_openers"] = sorted(alone.late_openers)
+                log.error("%s: process(es) %s opened the database during the swap and still hold the old "
+                          "file; they may read stale data until they reopen it", live_path, sorted(alone.late_openers))
+            _write_sidecar(keep, None, None)  # the old live file: consistent, but not checked as a copy
+            with contextlib.suppress(FileNotFoundError):
+                _sidecar(point).unlink()
+            store.clock.observe(_read_meta(live_path, "hlc") or store.clock.high_water)
+            arrived = _live_counts(store)
+            if arrived != after:
+                raise RestoreError(f"{live_path}: after the swap the counts differ from the restore point's")
+            record.outcome, record.restore_point = "done", str(keep)
+            result.restore_point = keep
+            result.audit_id = _audit(store, record, started)
+        except (OSError, sqlite3.Error, BakestoreError) as exc:
+            text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise RestoreError(f"undo done: the restore point is in place, but a later step failed ({text}); "
+                               f"the previous content is in the restore point {keep}") from None
     _prune_quietly(live_path)
     return result
 

@@ -5,6 +5,7 @@ undo runs. Either way the result is the same content; only the speed differs.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -157,11 +158,13 @@ def test_a_late_opener_makes_the_rename_go_back(changed: Any, tmp_path: Path, mo
     store, before, _ = changed
     point = store.restore_points()[0]
     real = fileswap.processes_holding
-    calls: list[int] = []
+    live_file = (os.stat(store.path).st_dev, os.stat(store.path).st_ino)
 
     def late_holder(identities: set[tuple[int, int]]) -> set[int] | None:
-        calls.append(1)
-        return {999_999} if len(calls) == 2 else real(identities)  # the check after the rename
+        # After the rename (the restore point's name is gone), somebody holds the old live file.
+        if not point.exists() and live_file in identities:
+            return {999_999}
+        return real(identities)
 
     monkeypatch.setattr(fileswap, "processes_holding", late_holder)
     store.undo()
@@ -221,3 +224,60 @@ def test_killed_fast_undo_leaves_old_or_new_and_no_stray_restore_point(
     folder = restore.restore_point_dir(live)
     assert all(os.stat(p).st_ino != os.stat(live).st_ino for p in folder.glob("*.db")), \
         "a hard link of the live file was left under a restore-point name"
+
+
+def test_a_connection_of_this_process_that_has_not_read_yet_means_the_verified_path(
+        changed: Any, tmp_path: Path) -> None:
+    """Such a connection holds no lock, and /proc of *other* processes does not show it: the
+    swap would leave it on the old file with the new file's -wal (found in review)."""
+    store, before, _ = changed
+    idle = sqlite3.connect(store.path)  # opened, never read
+    try:
+        store.undo()
+        assert "swap" not in _last_undo(store)["details"]
+        with store.write():
+            for i in range(40):
+                store.insert("recipients", {"name": f"after {i}"})
+        assert idle.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+    finally:
+        idle.close()
+    assert store.count("recipients") >= 40
+
+
+def test_a_restore_point_whose_bytes_rotted_under_unchanged_metadata_takes_the_verified_path(
+        changed: Any, tmp_path: Path) -> None:
+    """Damage that leaves inode, size and times alone (a failing disk) is caught by the chunk
+    hashes recorded at the check; the verified path then refuses the damaged point."""
+    store, _, after = changed
+    point = store.restore_points()[0]
+    with open(point, "r+b") as handle:
+        handle.seek(4096)
+        handle.write(b"\xff" * 4096)
+    # What a failing disk would look like: the record's identity still matches the file.
+    sidecar = restore._sidecar(point)
+    data = json.loads(sidecar.read_text())
+    data["identity"] = restore._file_identity(point)
+    sidecar.write_text(json.dumps(data))
+    live_before = db_fingerprint(store.path)["db"]
+    with pytest.raises(restore.BakestoreError):
+        store.undo()
+    assert db_fingerprint(store.path)["db"] == live_before
+    assert _tables(store, tmp_path / "x", "kept") == after
+
+
+def test_a_failure_after_the_rename_is_reported_as_done_not_as_nothing_changed(
+        changed: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, before, _ = changed
+    real = restore._read_meta
+
+    def broken(path: Path, key: str) -> str | None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(restore, "_read_meta", broken)
+    with pytest.raises(restore.RestoreError) as info:
+        store.undo()
+    message = str(info.value)
+    assert message.startswith("undo done:") and "not changed" not in message
+    assert "restore point" in message
+    monkeypatch.setattr(restore, "_read_meta", real)
+    assert _tables(store, tmp_path / "x", "undone") == before  # it did happen
