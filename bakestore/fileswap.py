@@ -46,7 +46,7 @@ DISABLE_ENV = "BAKESTORE_NO_RENAME_SWAP"
 #: How long the old file stays locked for a process that opened it during the swap.
 LATE_OPENER_WAIT_S = 10.0
 #: How long after the rename /proc is read again (an open in progress shows up a moment later).
-LATE_OPENER_GRACE_S = 0.02
+LATE_OPENER_GRACE_S = 0.005
 
 
 class NotProvenAlone(Exception):
