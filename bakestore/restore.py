@@ -107,7 +107,7 @@ CHUNK_BYTES = 16 << 20
 #: Page cache of each connection building a fresh file (this process's and the load worker's):
 #: rows arrive in key order, so a small cache loses nothing, and the two processes together
 #: stay within the restore's memory budget (250 MB).
-FRESH_CACHE_KIB = 16384
+FRESH_CACHE_KIB = 8192
 
 
 def _fault(step: str) -> None:
