@@ -57,3 +57,17 @@ def db_fingerprint(path: Path) -> dict[str, str | None]:
 #: The read-only shared folder that sits beside the repository (on developer machines and in CI).
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 LEGACY_SAMPLES = SHARED / "data" / "legacy"
+
+
+def processes_with(marker: str) -> list[int]:
+    """PIDs of the processes whose environment holds ``marker`` (how tests find the children an
+    operation started, to prove none outlives it). Linux /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

@@ -18,6 +18,7 @@ from bakestore.errors import ForensicsError
 from bakestore.forensics import analyze, analyze_isolated, parse_database
 from bakestore.forensics import casedb
 from bakestore.forensics.wal import parse_wal, wal_checksum
+from tests.conftest import processes_with
 from tests.forensics_corpus import build_rollback, build_wal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,21 +46,9 @@ def child_carving():
 """
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 def _wait_gone(marker: str, seconds: float = 5.0) -> list[int]:
     deadline = time.monotonic() + seconds
-    while (left := _processes_with(marker)) and time.monotonic() < deadline:
+    while (left := processes_with(marker)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return left
 

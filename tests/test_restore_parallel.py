@@ -26,7 +26,7 @@ from bakestore.errors import ValidationError
 from bakestore.exports import MANIFEST
 from bakestore.store import Store
 
-from .conftest import DEVICE_A, DEVICE_B, db_fingerprint
+from .conftest import DEVICE_A, DEVICE_B, db_fingerprint, processes_with
 from .test_exports import export_bytes, leftovers, populate_every_table
 from .test_restore_bad_sources import _edit_row
 
@@ -149,18 +149,6 @@ with Store(sys.argv[1], device_id="c" * 32) as store:
 """
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_the_worker_dies_with_its_parent_and_the_next_run_sweeps_its_files(source: Path, tmp_path: Path) -> None:
     live = tmp_path / "live.db"
@@ -174,9 +162,9 @@ def test_the_worker_dies_with_its_parent_and_the_next_run_sweeps_its_files(sourc
                            capture_output=True, timeout=60)
     assert child.returncode == -signal.SIGKILL
     deadline = time.monotonic() + 10
-    while _processes_with(marker) and time.monotonic() < deadline:
+    while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _processes_with(marker) == [], "the load worker outlived the restore that started it"
+    assert processes_with(marker) == [], "the load worker outlived the restore that started it"
     assert leftovers(tmp_path), "expected the killed run's fresh file"
     after = db_fingerprint(live)
     # The killed process had the store open: it may leave an empty -wal, nothing else.
