@@ -1489,10 +1489,14 @@ def _undo_by_rename(store: "Store", point: Path,
         remove_leftovers(live_path)
         if list_restore_points(live_path)[:1] != [point] or _read_sidecar(point) != sidecar:
             return None  # changed while we waited for the lock: let the verified path look again
-        if not _content_unchanged(point, sidecar):
-            log.warning("%s: the restore point's bytes differ from its check; using the verified undo", point)
-            return None
-        before, after = _live_counts(store), _counts_of(point, store.registry)
+        # The chunk check (its threads wait on hashing, not on the GIL) runs beside the counts.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            unchanged = pool.submit(_content_unchanged, point, sidecar)
+            before = _live_counts(store)
+            if not unchanged.result():
+                log.warning("%s: the restore point's bytes differ from its check; using the verified undo", point)
+                return None
+        after = _counts_of(point, store.registry)  # only once its bytes are known to be the checked ones
         if confirm is not None:
             diff = diff_databases(live_path, point, store.registry)
         else:
