@@ -68,13 +68,17 @@ def filesystem_type(path: Path) -> str | None:
     return None
 
 
+def file_id(path: Path) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)``: which file a path names now, or None if it names none."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def _identities(paths: list[Path]) -> set[tuple[int, int]]:
-    found = set()
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            info = os.stat(path)
-            found.add((info.st_dev, info.st_ino))
-    return found
+    return {ident for ident in map(file_id, paths) if ident is not None}
 
 
 def processes_holding(identities: set[tuple[int, int]]) -> set[int] | None:

@@ -218,8 +218,8 @@ def remove_leftovers(live_path: Path) -> list[Path]:
     if folder.is_dir():
         # A fast undo killed between linking the live file under a restore-point name and the
         # rename: that "restore point" is the live file itself, not a copy of anything.
-        live = _identity_or_none(live_path)
-        candidates += [p for p in folder.glob("*.db") if live is not None and _identity_or_none(p) == live]
+        live = fileswap.file_id(live_path)
+        candidates += [p for p in folder.glob("*.db") if live is not None and fileswap.file_id(p) == live]
     for path in candidates:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             path.unlink()
@@ -517,8 +517,8 @@ def _no_cycle_collection() -> Iterator[None]:
     """Pause the cycle collector while rows stream through: they are acyclic dicts and tuples
     that reference counting frees at once, and each collection would walk the batch in flight
     again (a tenth of the load's time on a million rows). Restored as it was afterwards."""
-    # Only in a process with no other thread: in an application the collector is everybody's.
-    enabled = gc.isenabled() and threading.active_count() == 1
+    # Not beside other threads: in an application the collector is everybody's.
+    enabled = gc.isenabled() and not _other_threads()
     if enabled:
         gc.disable()
     try:
@@ -1033,17 +1033,9 @@ def list_restore_points(db_path: str | os.PathLike[str]) -> list[Path]:
     folder = restore_point_dir(Path(db_path))
     if not folder.is_dir():
         return []
-    live = _identity_or_none(Path(db_path))
+    live = fileswap.file_id(Path(db_path))
     return sorted((p for p in folder.glob("*.db") if not p.name.startswith(".") and p.is_file()
-                   and not p.is_symlink() and _identity_or_none(p) != live), key=lambda p: p.name, reverse=True)
-
-
-def _identity_or_none(path: Path) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
+                   and not p.is_symlink() and fileswap.file_id(p) != live), key=lambda p: p.name, reverse=True)
 
 
 def _file_identity(path: Path) -> list[int]:
@@ -1508,7 +1500,7 @@ def _undo_by_rename(store: "Store", point: Path,
         if confirm is not None and not confirm(result):
             raise CancelledError("undo cancelled; nothing was changed")
         keep = restore_point_dir(live_path) / _next_point_name(live_path, "undo")
-        replacement_file = _identity_or_none(point)
+        replacement_file = fileswap.file_id(point)
         alone: fileswap.ProvenAlone | None = None
         writes = exclusive_writes(live_path)
         writes.__enter__()  # no API write in flight, in any thread or process, from here on
@@ -1550,7 +1542,7 @@ def _undo_by_rename(store: "Store", point: Path,
             with contextlib.suppress(FileNotFoundError):
                 _sidecar(point).unlink()
             store.clock.observe(_read_meta(live_path, "hlc") or store.clock.high_water)
-            if _identity_or_none(live_path) != replacement_file:
+            if fileswap.file_id(live_path) != replacement_file:
                 raise RestoreError(f"{live_path}: after the swap the live file is not the restore point's file")
             record.outcome, record.restore_point = "done", str(keep)
             result.restore_point = keep
