@@ -533,3 +533,45 @@ def test_inline_cells_in_carving_match_the_cell_reader(tmp_path: Path) -> None:
         assert cell_hits == expected[:len(cell_hits)] and len(cell_hits) == len(expected)
         compared += len(expected)
     assert compared > 1000
+
+
+def test_header_scan_pattern_finds_what_one_pattern_per_table_finds() -> None:
+    """The merged scan regex (runs of header bytes, prefix tree of columns) matches exactly the
+    offsets where some table's own pattern (its header-byte range, then its columns) matches."""
+    import re
+
+    from bakestore.forensics.carve import TableMatcher, _header_scan_pattern
+    from bakestore.forensics.fileformat import SQLITE_MASTER, parse_create_table
+    from bakestore.registry import REGISTRY
+    from bakestore.schema import table_sql
+
+    schemas = [SQLITE_MASTER] + [parse_create_table(spec.name, table_sql(spec), 2 + i)
+                                 for i, spec in enumerate(REGISTRY.tables)]
+    schemas += [parse_create_table("legacy", "CREATE TABLE legacy (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                                             "qty REAL, note TEXT, blob BLOB, x)", 900),
+                parse_create_table("pair", "CREATE TABLE pair (k TEXT NOT NULL, v INTEGER NOT NULL)", 901)]
+    matchers = [m for m in (TableMatcher(s) for s in schemas) if m.header_pattern is not None and not m.weak]
+    assert len(matchers) > 50
+    merged = re.compile(_header_scan_pattern(matchers), re.S)
+    per_table = [re.compile(b"(?=%s)" % m.header_pattern, re.S) for m in matchers]
+
+    rng = random.Random(21)
+    alphabet = [bytes([b]) for b in range(256)]
+    samples = [bytes(rng.randrange(256) for _ in range(3000))]
+    # Record-like bytes: header bytes, odd text types, small integers, UUID-ish text.
+    for _ in range(40):
+        parts = []
+        for _ in range(400):
+            kind = rng.random()
+            if kind < 0.3:
+                parts.append(bytes([rng.randrange(2, 40)]))
+            elif kind < 0.6:
+                parts.append(bytes([rng.randrange(13, 128) | 1]))
+            elif kind < 0.8:
+                parts.append(bytes([rng.randrange(0, 10)]))
+            else:
+                parts.append(rng.choice(alphabet) * rng.randrange(1, 3) + b"0a-9f-")
+        samples.append(b"".join(parts))
+    for sample in samples:
+        expected = sorted({m.start() for r in per_table for m in r.finditer(sample)})
+        assert [m.start() for m in merged.finditer(sample)] == expected

@@ -117,6 +117,64 @@ _BLOB = b"(?:" + _byte_class(range(12, 128, 2)) + b"|" + _HI + _byte_class(range
 _ANY = b"(?:" + _byte_class([*range(0, 10), *range(12, 128)]) + b"|" + _HI + _ANYLO + b"|" + _HI + _ANYHI + _ANYLO + b")"
 
 
+def _prefix_tree(sequences: Iterable[Sequence[bytes]]) -> bytes:
+    """One regex matching the start of any of ``sequences`` (each a list of sub-patterns).
+
+    Sequences that start alike share their first sub-patterns: ``[a, b, c]`` and ``[a, b, d]``
+    become ``a b (?:c|d)``. A sequence that is the start of another already decides a match, so
+    the longer one is cut there.
+    """
+    root: dict[bytes | None, Any] = {}
+    for seq in sequences:
+        node = root
+        for part in seq:
+            if None in node:
+                break  # a shorter sequence ends here: anything after it matches anyway
+            node = node.setdefault(part, {})
+        else:
+            node.clear()
+            node[None] = True
+
+    def emit(node: dict[bytes | None, Any]) -> bytes:
+        if None in node:
+            return b""
+        alternatives = [part + emit(child) for part, child in node.items()]  # type: ignore[operator]
+        return alternatives[0] if len(alternatives) == 1 else b"(?:" + b"|".join(alternatives) + b")"
+
+    return emit(root)
+
+
+def _header_scan_pattern(matchers: Sequence["TableMatcher"]) -> bytes:
+    """A regex whose matches are the offsets where one of ``matchers``' record headers may start.
+
+    At an offset it matches when the byte there is a possible header length for some table
+    (``first_bytes``) and the bytes after it fit that table's columns (``parts``); the match is
+    that one byte, so the next search starts at the next offset. It is the alternation of one
+    such pattern per table, built to be fast: the possible header-length bytes are cut into runs
+    that fit the same tables, a binary tree of byte classes picks the run of the byte at hand
+    (a few class tests, not one test per table), and the column patterns of that run's tables
+    are merged into a prefix tree (most tables start alike, e.g. id, created_at, updated_at), so
+    an offset is tried against the shared start once, not once per table.
+    """
+    cuts = sorted({b for m in matchers for b in (m.first_bytes.start, m.first_bytes.stop)})
+    runs: list[tuple[range, list[TableMatcher]]] = []
+    for lo, hi in zip(cuts, cuts[1:]):
+        fitting = [m for m in matchers if m.first_bytes.start <= lo and hi <= m.first_bytes.stop]
+        if fitting:
+            runs.append((range(lo, hi), fitting))
+
+    def pick(part: list[tuple[range, list[TableMatcher]]]) -> bytes:
+        if len(part) == 1:
+            run, fitting = part[0]
+            return _byte_class(run) + b"(?=" + _prefix_tree([m.parts for m in fitting]) + b")"
+        left, right = part[:len(part) // 2], part[len(part) // 2:]
+        return (b"(?:(?=" + _byte_class(b for run, _ in left for b in run) + b")" + pick(left)
+                + b"|" + pick(right) + b")")
+
+    firsts = _byte_class(b for run, _ in runs for b in run)
+    return b"(?=" + firsts + b")" + pick(runs) if runs else b"(?!)"
+
+
 class TableMatcher:
     """Decides whether a list of serial types can be a record of one table."""
 
@@ -160,6 +218,8 @@ class TableMatcher:
         lo, hi = self.n + 1, min(0x7F, 3 * self.n + 1)
         #: The header-length byte a record of this table can start with, and the serial types after it.
         self.first_bytes = range(lo, hi + 1)
+        #: One pattern per column: what its serial type may look like in the header.
+        self.parts = tuple(parts)
         self.rest_pattern = b"".join(parts)
         self.header_pattern = _byte_class(self.first_bytes) + self.rest_pattern if lo <= 0x7F else None
 
@@ -307,16 +367,10 @@ class Carver:
             self.all_by_n.setdefault(m.n, []).append(m)
             if not m.weak:
                 self.by_n.setdefault(m.n, []).append(m)
-        # Every offset where some table's header pattern matches. The pattern starts with one
-        # byte class (every possible header-length byte), so the regex engine skips ahead at C
-        # speed to the few offsets worth trying; a lookbehind then checks the byte against that
-        # table's own range and a lookahead the serial types after it. The match is that one
-        # byte, so the next search starts at the next offset: every offset is still considered.
+        # Offsets where some table's record header may start: a header-length byte in that
+        # table's range, then serial types that fit its columns. See _header_scan_pattern.
         scannable = [m for m in self.matchers if m.header_pattern is not None and not m.weak]
-        firsts = sorted({b for m in scannable for b in m.first_bytes})
-        alternatives = [b"(?<=%s)(?=%s)" % (_byte_class(m.first_bytes), m.rest_pattern) for m in scannable]
-        self.scan_re = re.compile(_byte_class(firsts) + b"(?:" + b"|".join(alternatives) + b")", re.S) \
-            if scannable else None
+        self.scan_re = re.compile(_header_scan_pattern(scannable), re.S) if scannable else None
         self.max_n = max((m.n for m in self.matchers), default=0)
         #: Position of the rowid alias per table (the first matcher of that name, as attribution uses).
         self.alias_of: dict[str, int | None] = {}
