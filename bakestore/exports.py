@@ -637,16 +637,21 @@ def prune_exports(folder: Path, *, keep_last: int = 10, keep_daily: int = 30) ->
     ``keep_daily`` days that have exports (restic's ``--keep-daily`` rule); never delete the newest
     export. Only folders named by :func:`export_name` are candidates: anything else in the folder
     (a hand-named export, a user's own files) is never deleted. Returns the folders removed."""
+    # Checked before anything is looked at: a negative count would slice from the wrong end.
+    for what, value in (("keep_last", keep_last), ("keep_daily", keep_daily)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ExportError(f"retention: {what} must be a whole number of at least 0, not {value!r}; "
+                              "nothing was pruned")
     exports = [p for p in list_exports(folder) if _EXPORT_NAME.match(p.name)]
     if not exports:
         return []
-    keep: set[Path] = set(exports[-max(keep_last, 1):])
+    keep: set[Path] = set(exports[-max(keep_last, 1):])  # never the newest
     by_day: dict[str, Path] = {}
     for path in exports:
         match = _EXPORT_NAME.match(path.name)
         assert match is not None
         by_day[match.group(1)] = path  # sorted by name = by time: the last one is the day's newest
-    for day in sorted(by_day)[-keep_daily:] if keep_daily > 0 else []:
+    for day in sorted(by_day)[-keep_daily:] if keep_daily else []:
         keep.add(by_day[day])
     removed = [p for p in exports if p not in keep]
     for path in removed:

@@ -228,6 +228,9 @@ class Watcher:
         self.export_dir = Path(export_dir).absolute() if export_dir is not None else default_watch_dir(self.db_path)
         if self.export_dir == self.db_path.parent:
             raise WatchError(f"{self.export_dir}: the export folder must not be the database's own folder")
+        for what, value in (("keep_last", keep_last), ("keep_daily", keep_daily)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise WatchError(f"{what} must be a whole number of at least 0, not {value!r}")
         self.debouncer = Debouncer(quiet, max_wait)
         self.poll = poll
         self.keep_last = keep_last

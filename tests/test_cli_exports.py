@@ -51,6 +51,28 @@ def test_export_retention_option(runner: CliRunner, live: Path, tmp_path: Path) 
     assert len([p for p in (tmp_path / "x").iterdir() if not p.name.startswith(".")]) == 2
 
 
+def _tree(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("args", [("--keep-last", "-5"), ("--keep-last", "0"),
+                                  ("--keep-last", "2", "--keep-daily", "-1")])
+def test_export_retention_refuses_bad_counts_and_deletes_nothing(runner: CliRunner, live: Path, tmp_path: Path,
+                                                                 args: tuple[str, ...]) -> None:
+    # Before the fix -5 pruned everything but the newest and 0 pruned nothing, both with exit 0.
+    for _ in range(3):
+        assert run(runner, live, "export", "--to", str(tmp_path / "x")).exit_code == 0
+    before, db_before = _tree(tmp_path / "x"), db_fingerprint(live)
+    result = run(runner, live, "export", "--to", str(tmp_path / "x"), *args)
+    assert result.exit_code != 0
+    assert "Invalid value" in result.output and args[-2] in result.output
+    assert _tree(tmp_path / "x") == before, "no export written and nothing pruned"
+    assert db_fingerprint(live) == db_before
+
+
 def test_restore_asks_and_no_changes_nothing(runner: CliRunner, live: Path, tmp_path: Path) -> None:
     folder = _export(runner, live, tmp_path)
     with Store(live, device_id=DEVICE_A) as store:

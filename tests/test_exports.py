@@ -401,6 +401,15 @@ def test_retention_never_deletes_the_newest(tmp_path: Path) -> None:
     assert prune_exports(tmp_path / "missing") == []
 
 
+@pytest.mark.parametrize("kwargs", [{"keep_last": -5}, {"keep_last": 2, "keep_daily": -1}, {"keep_last": "3"}])
+def test_retention_refuses_negative_counts_and_deletes_nothing(tmp_path: Path, kwargs: dict[str, Any]) -> None:
+    base = _dt.datetime(2026, 3, 10, tzinfo=_dt.timezone.utc)
+    made = [_fake_export(tmp_path, base + _dt.timedelta(minutes=m)) for m in range(4)]
+    with pytest.raises(ExportError, match="nothing was pruned"):
+        prune_exports(tmp_path, **kwargs)
+    assert list_exports(tmp_path) == made
+
+
 def test_retention_ignores_incomplete_exports(tmp_path: Path) -> None:
     base = _dt.datetime(2026, 3, 10, tzinfo=_dt.timezone.utc)
     complete = _fake_export(tmp_path, base)

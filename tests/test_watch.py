@@ -120,6 +120,14 @@ def test_debouncer_rejects_nonsense() -> None:
         Debouncer(1.0, 0.5)
 
 
+def test_watcher_refuses_negative_retention_counts(store: Store, export_dir: Path) -> None:
+    # Before the fix a negative keep_last was taken as 1 at every prune: all but the newest deleted.
+    for kwargs in ({"keep_last": -1}, {"keep_daily": -3}):
+        with pytest.raises(WatchError, match="at least 0"):
+            Watcher(store.path, export_dir, **kwargs)
+    assert not export_dir.exists()
+
+
 def test_handler_keeps_only_writes_to_the_database_files(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
     marks: list[int] = []

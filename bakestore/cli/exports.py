@@ -17,8 +17,9 @@ from .common import allow_shrink_option, confirmed_run, dry_run_option, json_opt
 @click.command()
 @click.option("--to", "target", type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the export into (default: <db name>-exports next to the DB).")
-@click.option("--keep-last", type=int, default=None, help="Retention: keep the newest N exports in the folder.")
-@click.option("--keep-daily", type=int, default=30, show_default=True,
+@click.option("--keep-last", type=click.IntRange(min=1), default=None,
+              help="Retention: keep the newest N exports in the folder (N >= 1).")
+@click.option("--keep-daily", type=click.IntRange(min=0), default=30, show_default=True,
               help="Retention (with --keep-last): also keep the newest export of each of the last M days.")
 @json_option
 @click.pass_obj
@@ -28,7 +29,7 @@ def export(obj: CliContext, target: Path | None, keep_last: int | None, keep_dai
     with obj.open_store() as store:
         with progress_bar("export", enabled=not as_json) as progress:
             result = store.export(target, progress=progress)
-    removed = prune_exports(target, keep_last=keep_last, keep_daily=keep_daily) if keep_last else []
+    removed = prune_exports(target, keep_last=keep_last, keep_daily=keep_daily) if keep_last is not None else []
     if as_json:
         click.echo(json.dumps({"path": str(result.path), "total_rows": result.total_rows,
                                "pruned": [str(p) for p in removed]}, indent=2))
