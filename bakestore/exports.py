@@ -25,10 +25,12 @@ import functools
 import hashlib
 import json
 import json.encoder
+import logging
 import math
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -52,6 +54,7 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.ndjson$")
 
 Progress = Callable[[str, int, int], None]
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -211,6 +214,8 @@ def _max_version_ms(db: Any, specs: tuple[TableSpec, ...]) -> int | None:
 class ExportResult:
     path: Path
     manifest: dict[str, Any]
+    #: Tables serialized from the database (the others' files were reused from a previous export).
+    rewritten: list[str] | None = None
 
     @property
     def total_rows(self) -> int:
@@ -245,33 +250,57 @@ def write_table(db: Any, spec: TableSpec, path: Path) -> tuple[int, int, str]:
     return rows, size, digest.hexdigest()
 
 
+class _NotReusable(Exception):
+    """The previous export's file cannot be vouched for: the table is written fresh instead."""
+
+
 def _reuse_file(previous: Path, target: Path, table: str,
-                manifests: dict[Path, dict[str, dict[str, Any]]]) -> tuple[int, int, str]:
+                manifests: dict[Path, tuple[dict[str, dict[str, Any]], int | None]]) -> tuple[int, int, str]:
     """Put an unchanged table's file from the previous export into this one.
 
     A hard link (a copy where links are not possible) and the previous manifest's rows/bytes/sha256:
-    no re-reading. The figures are *carried over*, not recomputed, so a previous file damaged since
-    it was written does not get a fresh, matching checksum: verification of this export would
-    refuse it, as it should. A previous export without a usable manifest entry is copied and hashed.
+    no re-reading. Only a file the previous manifest vouches for is reused: its entry must exist,
+    the file must be a regular file of the listed size, and it must not have been modified after
+    that manifest was written (the manifest is written last). Otherwise :class:`_NotReusable` is
+    raised and the caller writes the table fresh from the database: damage is never carried
+    forward, let alone blessed with a fresh checksum. Damage that leaves size and mtime alone (bit
+    rot) keeps the old checksum, so verification of this export refuses it, as it should.
     """
     folder = previous.parent
     if folder not in manifests:
         try:
-            data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-            manifests[folder] = {e["name"]: e for e in data.get("tables", []) if isinstance(e, dict)}
-        except (OSError, ValueError):
-            manifests[folder] = {}
-    entry = manifests[folder].get(table)
-    if previous.is_symlink() or not previous.is_file():
-        raise ExportError(f"{previous}: not a regular file; cannot reuse it")
+            manifest_path = folder / MANIFEST
+            written = manifest_path.stat().st_mtime_ns
+            data = json.loads(manifest_path.read_text(encoding="utf-8"))
+            manifests[folder] = ({e["name"]: e for e in data.get("tables", [])
+                                  if isinstance(e, dict) and isinstance(e.get("name"), str)}, written)
+        except (OSError, ValueError, AttributeError):
+            manifests[folder] = ({}, None)
+    entries, written = manifests[folder]
+    entry = entries.get(table)
+    if entry is None or written is None:
+        raise _NotReusable(f"{previous}: the previous export's manifest does not list it")
+    rows, size, sha = entry.get("rows"), entry.get("bytes"), entry.get("sha256")
+    if not (isinstance(rows, int) and isinstance(size, int) and isinstance(sha, str)):
+        raise _NotReusable(f"{previous}: the previous export's manifest entry is malformed")
+    try:
+        info = os.lstat(previous)
+    except OSError as exc:
+        raise _NotReusable(f"{previous}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise _NotReusable(f"{previous}: not a regular file")
+    if info.st_size != size:
+        raise _NotReusable(f"{previous}: {info.st_size} bytes, its manifest says {size} (damaged or edited)")
+    if info.st_mtime_ns > written:
+        raise _NotReusable(f"{previous}: modified after its export was complete")
     try:
         os.link(previous, target)
     except OSError:
         shutil.copyfile(previous, target)
-    if entry is not None and entry.get("bytes") == target.stat().st_size:
-        return int(entry["rows"]), int(entry["bytes"]), str(entry["sha256"])
-    data = target.read_bytes()
-    return data.count(b"\n"), len(data), hashlib.sha256(data).hexdigest()
+    if target.stat().st_size != size:  # changed in the moment between the check and the link
+        target.unlink()
+        raise _NotReusable(f"{previous}: changed while it was being reused")
+    return rows, size, sha
 
 
 def export_database(db: Any, target: Path, *, db_id: str, registry: Registry = REGISTRY,
@@ -298,7 +327,8 @@ def export_database(db: Any, target: Path, *, db_id: str, registry: Registry = R
         raise ExportError(f"export to {final} failed: {exc.strerror or exc}; nothing was written") from None
     specs = registry.exported_tables
     entries: list[dict[str, Any]] = []
-    manifests: dict[Path, dict[str, dict[str, Any]]] = {}
+    rewritten: list[str] = []
+    manifests: dict[Path, tuple[dict[str, dict[str, Any]], int | None]] = {}
     try:
         started_here = not db.conn.in_transaction
         if started_here:
@@ -307,10 +337,15 @@ def export_database(db: Any, target: Path, *, db_id: str, registry: Registry = R
             for index, spec in enumerate(specs):
                 file_name = f"{spec.name}.ndjson"
                 previous = (reuse or {}).get(spec.name)
+                count = None
                 if previous is not None and (tables is None or spec.name not in tables):
-                    count, size, sha = _reuse_file(previous, tmp / file_name, spec.name, manifests)
-                else:
+                    try:
+                        count, size, sha = _reuse_file(previous, tmp / file_name, spec.name, manifests)
+                    except _NotReusable as why:
+                        log.warning("not reusing %s; writing %s fresh from the database", why, file_name)
+                if count is None:
                     count, size, sha = write_table(db, spec, tmp / file_name)
+                    rewritten.append(spec.name)
                 entries.append({"name": spec.name, "file": file_name, "rows": count, "bytes": size, "sha256": sha})
                 if progress:
                     progress(spec.name, index + 1, len(specs))
@@ -348,7 +383,7 @@ def export_database(db: Any, target: Path, *, db_id: str, registry: Registry = R
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return ExportResult(final, manifest)
+    return ExportResult(final, manifest, rewritten)
 
 
 _TEMP_FOLDER = re.compile(r"^\..+\.tmp-(\d+)$")

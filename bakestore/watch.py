@@ -573,7 +573,7 @@ class Watcher:
         finally:
             if db.conn.in_transaction:
                 db.execute("COMMIT")
-        rewritten = names if changed is None else changed
+        rewritten = result.rewritten if result.rewritten is not None else (names if changed is None else changed)
         if changed is None:
             self._last_full = time.monotonic()
             self._force_full = False
@@ -595,7 +595,7 @@ class Watcher:
         fsync_dir(self.export_dir)
         with contextlib.suppress(OSError):
             staging.rmdir()  # empty now; keeps the export folder tidy
-        exported = ExportResult(final, result.manifest)
+        exported = ExportResult(final, result.manifest, result.rewritten)
         self._last = _LastExport(final, fingerprints, shas, schema_version)
         self.stats.exports += 1
         self.stats.last_tables_rewritten = list(rewritten)

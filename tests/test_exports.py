@@ -437,17 +437,63 @@ def test_incremental_reuse_links_files_and_carries_their_checksums(tmp_path: Pat
             assert (second / name).read_bytes() == (full / name).read_bytes(), name
     assert os.stat(second / "units.ndjson").st_ino == os.stat(first / "units.ndjson").st_ino  # linked
     ExportFolderSource(second).verify()
-    # A previous file damaged after it was written is not blessed with a fresh checksum.
+    # A previous file damaged after it was written is never carried forward: modified after its
+    # manifest, it is written fresh from the database…
     units = first / "units.ndjson"
-    damaged = bytearray(units.read_bytes())
+    good = units.read_bytes()
+    written = os.stat(first / MANIFEST).st_mtime_ns
+    damaged = bytearray(good)
     damaged[10] ^= 0x01
     os.unlink(units)  # break the link so only the old export's copy is damaged first…
     units.write_bytes(bytes(damaged))
+    os.utime(units, ns=(written + 10**9, written + 10**9))
     with Store(tmp_path / "live.db", device_id=DEVICE_A) as store:
         third = export_database(store.db, tmp_path / "x", db_id=store.db_id, name="third",
                                 tables=["recipients"], reuse=reuse).path
+    assert (third / "units.ndjson").read_bytes() == good
+    ExportFolderSource(third).verify()
+    # …and damage that left size and mtime alone (bit rot) keeps the old checksum, so it is
+    # refused on verification: never blessed with a fresh, matching one.
+    os.utime(units, ns=(written - 10**9, written - 10**9))
+    with Store(tmp_path / "live.db", device_id=DEVICE_A) as store:
+        fourth = export_database(store.db, tmp_path / "x", db_id=store.db_id, name="fourth",
+                                 tables=["recipients"], reuse=reuse).path
     with pytest.raises(SourceError, match="units.ndjson: sha256 does not match"):
-        ExportFolderSource(third).verify()
+        ExportFolderSource(fourth).verify()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no-manifest-entry", "replaced-by-a-folder"])
+def test_incremental_reuse_never_carries_a_damaged_previous_file_forward(tmp_path: Path, damage: str) -> None:
+    """A previous file whose size no longer matches its manifest (or that the manifest does not
+    list) used to be re-hashed and reused: the new export verified, with rows missing."""
+    from bakestore.exports import ExportFolderSource, export_database
+
+    with Store(tmp_path / "live.db", device_id=DEVICE_A) as store:
+        store.insert_many("suppliers", [{"name": f"S{i}", "slug": f"s{i}"} for i in range(5)])
+        first = store.export(tmp_path / "x", name="first").path
+        store.insert("recipients", {"name": "Grandma"})
+        suppliers = first / "suppliers.ndjson"
+        lines = suppliers.read_bytes().splitlines(keepends=True)
+        os.unlink(suppliers)
+        if damage == "truncated":
+            suppliers.write_bytes(b"".join(lines[:2]))  # cut at a line boundary: still valid NDJSON
+        elif damage == "replaced-by-a-folder":
+            suppliers.mkdir()
+        else:  # a truncated file that its manifest no longer lists
+            suppliers.write_bytes(b"".join(lines[:2]))
+            manifest = json.loads((first / MANIFEST).read_text(encoding="utf-8"))
+            manifest["tables"] = [e for e in manifest["tables"] if e["name"] != "suppliers"]
+            (first / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+        names = [s.name for s in REGISTRY.exported_tables]
+        reuse = {t: first / f"{t}.ndjson" for t in names if t != "recipients"}
+        second = export_database(store.db, tmp_path / "x", db_id=store.db_id, name="second",
+                                 tables=["recipients"], reuse=reuse)
+        full = store.export(tmp_path / "x", name="full").path
+    ExportFolderSource(second.path).verify()
+    assert {e["name"]: e["rows"] for e in second.manifest["tables"]}["suppliers"] == 5
+    for name in os.listdir(full):
+        if name != MANIFEST:
+            assert (second.path / name).read_bytes() == (full / name).read_bytes(), name
 
 
 def test_stale_temp_sweep_leaves_other_programs_folders_alone(tmp_path: Path) -> None:

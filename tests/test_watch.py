@@ -251,6 +251,32 @@ def test_incremental_export_rewrites_only_the_changed_table(store: Store, watch:
     assert table_bytes(last, "units") == table_bytes(first, "units")
 
 
+def test_a_damaged_previous_export_is_not_carried_forward(store: Store, export_dir: Path) -> None:
+    """The previous auto-export's file was truncated (at a line boundary) after it was written; an
+    unrelated table changes. The next incremental export used to re-hash and reuse the damaged
+    file, so it verified with rows missing."""
+    from bakestore.exports import ExportFolderSource
+
+    store.insert_many("suppliers", [{"name": f"S{i}", "slug": f"s{i}"} for i in range(5)])
+    watcher = Watcher(store.path, export_dir, poll=3600)
+    try:
+        first = watcher.check()
+        assert first is not None
+        damaged = first.path / "suppliers.ndjson"
+        lines = damaged.read_bytes().splitlines(keepends=True)
+        os.unlink(damaged)
+        damaged.write_bytes(b"".join(lines[:2]))
+        store.insert("recipients", {"name": "Grandma"})
+        second = watcher.check()
+    finally:
+        watcher.close()
+    assert second is not None
+    ExportFolderSource(second.path).verify()
+    assert {e["name"]: e["rows"] for e in second.manifest["tables"]}["suppliers"] == 5
+    assert table_bytes(second.path, "suppliers").count(b"\n") == 5
+    assert sorted(watcher.stats.last_tables_rewritten) == ["recipients", "suppliers"]
+
+
 def test_write_outside_the_api_is_still_exported(store: Store, watch: Callable[..., Watcher],
                                                  export_dir: Path) -> None:
     """An edit that keeps count, max(rowid) and max(row_version) is caught by data_version."""
