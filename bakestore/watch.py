@@ -46,9 +46,19 @@ import sqlite_utils
 
 from .files import fsync_dir
 from .store import BULK_CHANGE_KEYS
-from .errors import ExportError, WatchError
+from .errors import BakestoreError, ExportError, WatchError
 from .paths import default_export_dir
-from .exports import MANIFEST, ExportResult, export_database, export_name, list_exports, prune_exports
+from .exports import (
+    _EXPORT_NAME,
+    _SAFE_NAME,
+    MANIFEST,
+    ExportFolderSource,
+    ExportResult,
+    export_database,
+    export_name,
+    list_exports,
+    prune_exports,
+)
 from .models.base import format_timestamp
 from .registry import REGISTRY, Registry
 from .sqlite import sqlite3
@@ -262,6 +272,7 @@ class Watcher:
         self._backoff = 0.25
         self._status: dict[str, Any] = {}
         self._missing_logged = False
+        self._staging_checked = False
 
     # -- lifecycle
 
@@ -535,6 +546,9 @@ class Watcher:
     def _export(self, db: sqlite_utils.Database, *, full: bool) -> ExportResult | None:
         started = time.perf_counter()
         staging = self.export_dir / STAGING
+        if not self._staging_checked:
+            self._staging_checked = True
+            self._recover_staging(staging)
         name = self._next_name()
         result: ExportResult | None = None
         db.execute("BEGIN")
@@ -582,6 +596,8 @@ class Watcher:
         previous = self._previous_shas()
         if previous == shas:
             shutil.rmtree(result.path)
+            with contextlib.suppress(OSError):
+                staging.rmdir()  # empty now
             keep: Path | None = self._last.path if self._last is not None else None
             if keep is None or not keep.exists():
                 existing = list_exports(self.export_dir)
@@ -615,6 +631,62 @@ class Watcher:
         if self.on_export is not None:
             self.on_export(exported)
         return exported
+
+    def _recover_staging(self, staging: Path) -> None:
+        """What a watcher killed mid-export left in the staging folder, handled once at start.
+
+        An export is built as ``.<name>.tmp-<pid>`` (swept by ``remove_stale_temp_folders`` when
+        its process is gone), renamed to ``<name>`` inside the staging folder, then renamed into
+        the export folder. A kill between the two renames leaves a complete export in staging:
+        it is promoted if it verifies and is newer than (and differs from) the newest export in
+        place, else removed; so is a half-removed identical export. Only folders holding nothing
+        but an export's own files are touched.
+        """
+        if not staging.is_dir() or staging.is_symlink():
+            return
+        for path in sorted(staging.iterdir()):
+            if not _EXPORT_NAME.match(path.name) or path.is_symlink() or not path.is_dir():
+                continue
+            try:
+                children = list(path.iterdir())
+                if any(c.is_dir() or not (_SAFE_NAME.match(c.name) or c.name == MANIFEST) for c in children):
+                    continue
+                promote, why = self._staged_is_newer(path)
+                if promote:
+                    os.replace(path, self.export_dir / path.name)
+                    fsync_dir(self.export_dir)
+                    log.warning("promoted %s, a complete export left in %s by an interrupted watcher",
+                                path.name, staging)
+                else:
+                    shutil.rmtree(path)
+                    log.warning("removed %s from %s, left by an interrupted watcher (%s)", path.name, staging, why)
+            except OSError as exc:
+                log.warning("could not clean up %s (%s); it stays where it is", path, exc)
+        with contextlib.suppress(OSError):
+            staging.rmdir()  # only if empty
+
+    def _staged_is_newer(self, path: Path) -> tuple[bool, str]:
+        if not (path / MANIFEST).is_file():
+            return False, "incomplete: no manifest"
+        source = ExportFolderSource(path, self.registry)
+        try:
+            source.verify()
+            shas = {e["name"]: e["sha256"] for e in json.loads((path / MANIFEST).read_text("utf-8"))["tables"]}
+        except (BakestoreError, OSError, ValueError, KeyError, TypeError) as exc:
+            return False, f"does not verify: {exc}"
+        existing = list_exports(self.export_dir)
+        if not existing:
+            return True, "no export yet"
+        newest = existing[-1]
+        if newest.name >= path.name:
+            return False, f"older than {newest.name}"
+        try:
+            theirs = {e["name"]: e["sha256"] for e in json.loads((newest / MANIFEST).read_text("utf-8"))["tables"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            theirs = None
+        if theirs == shas:
+            return False, f"identical to {newest.name}"
+        return True, "newer"
 
     # -- status file
 

@@ -277,6 +277,51 @@ def test_a_damaged_previous_export_is_not_carried_forward(store: Store, export_d
     assert sorted(watcher.stats.last_tables_rewritten) == ["recipients", "suppliers"]
 
 
+def test_an_export_left_between_the_two_renames_is_promoted_or_removed(store: Store, export_dir: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A watcher killed after the export's folder was renamed inside .watch-staging but before it
+    was renamed into the export folder left a complete export there that nothing ever removed."""
+    import bakestore.watch as watch_module
+    from bakestore.exports import ExportFolderSource
+
+    staging = export_dir / ".watch-staging"
+    first = Watcher(store.path, export_dir, poll=3600)
+    try:
+        assert first.check() is not None
+        store.insert("recipients", {"name": "Grandma"})
+        real_replace = os.replace
+
+        def killed(src: Any, dst: Any) -> None:
+            if Path(src).parent == staging and not Path(src).name.startswith("."):  # the second rename
+                raise KeyboardInterrupt("killed between the two renames")
+            real_replace(src, dst)
+
+        monkeypatch.setattr(watch_module.os, "replace", killed)
+        with pytest.raises(KeyboardInterrupt):
+            first.check()
+        monkeypatch.setattr(watch_module.os, "replace", real_replace)
+    finally:
+        first.close()
+    [left] = [p for p in staging.iterdir()]
+    assert (left / MANIFEST).is_file() and len(list_exports(export_dir)) == 1
+    # A stale, older leftover and a half-removed one (no manifest) go; the newer complete one is promoted.
+    older = staging / "bakestore-export-20000101T000000000Z"
+    shutil.copytree(left, older)
+    torn = staging / "bakestore-export-20991231T235959999Z"
+    torn.mkdir()
+    (torn / "units.ndjson").write_bytes(b"")
+    second = Watcher(store.path, export_dir, poll=3600)
+    try:
+        assert second.check(force=True) is None  # the promoted export already holds this content
+    finally:
+        second.close()
+    assert not staging.exists()
+    exports = list_exports(export_dir)
+    assert [p.name for p in exports][-1] == left.name and len(exports) == 2
+    ExportFolderSource(exports[-1]).verify()
+    assert b"Grandma" in table_bytes(exports[-1], "recipients")
+
+
 def test_write_outside_the_api_is_still_exported(store: Store, watch: Callable[..., Watcher],
                                                  export_dir: Path) -> None:
     """An edit that keeps count, max(rowid) and max(row_version) is caught by data_version."""
