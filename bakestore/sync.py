@@ -45,6 +45,7 @@ is detected by a generation number stored in both and handled without guessing d
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -52,6 +53,7 @@ import logging
 import math
 import os
 import re
+import stat
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -61,7 +63,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from . import audit
 from ._version import __version__
 from .files import fsync_dir, write_atomic
-from .paths import sync_state_path
+from .paths import own_files, sync_state_path
 from .clock import DEVICE_ID_RE
 from .errors import BakestoreError, ShrinkRefusedError, SyncError, ValidationError
 from .exports import decode_row, encode_row
@@ -1106,11 +1108,19 @@ class SyncReport:
 # --------------------------------------------------------------------------- the folder
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 def check_folder(db_path: Path, folder: Path) -> Path:
-    """Refuse a sync folder that contains the live database or any live SQLite file.
+    """Refuse a sync folder that contains the live database or any SQLite file.
 
     The live ``.db``/``-wal``/``-shm`` must never travel through a sync engine (sqlite-facts D1):
-    each file would arrive on its own, and two devices would share no lock.
+    each file would arrive on its own, and two devices would share no lock. Under
+    ``bakestore-v1/`` (the tree bakestore owns) every regular file is checked by its 16-byte
+    header, whatever its name, plus ``-wal``/``-shm``/``-journal`` names (which have no header of
+    their own); at the top level of the folder, the live database's own file names. A file that
+    *is* one of the live database's own files (a hard link) is refused by identity, never opened:
+    a plain read of it would drop this process's SQLite locks.
     """
     if not folder.is_dir():
         raise SyncError(f"{folder}: no such folder (create it, or point to the folder your sync engine shares)")
@@ -1120,15 +1130,42 @@ def check_folder(db_path: Path, folder: Path) -> Path:
         raise SyncError(f"{folder} contains the live database {db_path}; a sync folder must never hold a live "
                         "database (pick a folder outside the database's directory)")
     live_names = {live.name, f"{live.name}-wal", f"{live.name}-shm", f"{live.name}-journal"}
-    candidates = list(folder.iterdir())
+    own_ids: dict[tuple[int, int], str] = {}
+    for own in own_files(live):
+        with contextlib.suppress(OSError):
+            info = os.stat(own)
+            own_ids[(info.st_dev, info.st_ino)] = own.name
+    refuse = ("a SQLite file inside the sync folder; bakestore refuses to sync through a folder holding a "
+              "database (move it out first)")
+    for path in folder.iterdir():
+        if path.name in live_names:
+            raise SyncError(f"{path}: a live SQLite file (the name of this database's) inside the sync folder; "
+                            "bakestore refuses to sync through a folder holding a database (move it out first)")
     tree = folder / ROOT_NAME
-    if tree.is_dir():
-        candidates += [p for p in tree.rglob("*")]
-    for path in candidates:
-        name = path.name
-        if name in live_names or (path.parent != folder and name.endswith((".db", ".db-wal", ".db-shm", ".db-journal"))):
-            raise SyncError(f"{path}: a live SQLite file inside the sync folder; bakestore refuses to sync "
-                            "through a folder holding a database (move it out first)")
+    if tree.is_dir() and not tree.is_symlink():
+        for directory, dirs, files in os.walk(tree, followlinks=False):
+            for name in sorted(files):
+                path = Path(directory, name)
+                if name.endswith(("-wal", "-shm", "-journal")) or name.endswith(".db"):
+                    raise SyncError(f"{path}: {refuse}")
+                try:
+                    info = os.lstat(path)
+                except OSError:
+                    continue  # vanished meanwhile (a sync engine at work)
+                if not stat.S_ISREG(info.st_mode):
+                    continue  # symlinks are never followed, let alone read
+                if (info.st_dev, info.st_ino) in own_ids:
+                    raise SyncError(f"{path}: is the live database's own file {own_ids[(info.st_dev, info.st_ino)]} "
+                                    f"(a hard link): {refuse}")
+                if info.st_size < len(_SQLITE_HEADER):
+                    continue
+                try:
+                    with open(path, "rb") as handle:
+                        header = handle.read(len(_SQLITE_HEADER))
+                except OSError:
+                    continue
+                if header == _SQLITE_HEADER:
+                    raise SyncError(f"{path}: {refuse}")
     return tree / DEVICES_DIR
 
 
@@ -1183,16 +1220,34 @@ def _scan_device_extras(device_dir: Path, device: str, scan: _Scan, prefix: str)
                         scan.debris.append(f"{where}: {name.engine} conflict copy unreadable ({exc}); ignored")
 
 
+def _device_id_file() -> str:
+    try:
+        from .paths import config_dir
+
+        return str(config_dir() / "device_id")
+    except BakestoreError:
+        return "the device_id file in bakestore's config directory"
+
+
+def _duplicate_id_alarm(path: Path, what: str) -> SyncError:
+    """The duplicate-device-id alarm: what happened, that nothing changed, and what to do."""
+    return SyncError(
+        f"{path}: {what}: another device uses the same device id "
+        f"(a copied config directory?); nothing was changed. To fix it: on ONE of the two devices delete "
+        f"{_device_id_file()} (it gets a new id on its next start) and sync there; then move {path.name!r} "
+        "out of the sync folder (its rows are that other device's and come back under its new id; delete the "
+        "copy once both devices have synced) and sync here again")
+
+
 def _own_folder_alarm(device_dir: Path) -> None:
     for directory in (device_dir, device_dir / TABLES_DIR):
         if not directory.is_dir():
             continue
-        for path in directory.iterdir():
+        for path in sorted(directory.iterdir()):
             name = classify(path.name)
             if name.kind == "conflict":
-                raise SyncError(f"{path}: a {name.engine} conflict copy inside this device's own folder: another "
-                                "device uses the same device id (a copied config directory?). Give one of them "
-                                "a new id (delete its device_id file) before syncing again")
+                raise _duplicate_id_alarm(path, f"a {name.engine} conflict copy of {name.base} inside this device's "
+                                                "own folder")
 
 
 def _scan(devices_dir: Path, me: str, folder_key: str, accepted: dict[str, dict[str, Any]]) -> _Scan:
@@ -1211,8 +1266,7 @@ def _scan(devices_dir: Path, me: str, folder_key: str, accepted: dict[str, dict[
         device = name.base
         if device == me:
             if name.kind == "conflict":
-                raise SyncError(f"{path}: a {name.engine} conflict copy of this device's own folder: another device "
-                                "uses the same device id. Give one of them a new id before syncing again")
+                raise _duplicate_id_alarm(path, f"a {name.engine} conflict copy of this device's own folder")
             _own_folder_alarm(path)
             scan.own = path
             scan.own_report = own = DeviceReport(device, where, "own")

@@ -437,10 +437,14 @@ def test_conflict_copy_in_own_folder_means_duplicate_device_id(pair: tuple[Store
     own = device_dir(shared, DEVICE_A)
     shutil.copyfile(own / MANIFEST, own / "manifest.sync-conflict-20260105-101112-ABCDEFG.json")
     fingerprint = db_fingerprint(a.path)
-    with pytest.raises(SyncError, match="same device id"):
+    with pytest.raises(SyncError, match="same device id") as raised:
         sync(a, shared)
     assert db_fingerprint(a.path) == fingerprint
     assert next(audit.read(a.path))["outcome"] == "refused"
+    # The alarm says what to do: which file, how to give a device a new id, what to do with the copy.
+    message = str(raised.value)
+    assert "manifest.sync-conflict-20260105-101112-ABCDEFG.json" in message and "\n" not in message
+    assert "device_id" in message and "delete" in message and "move" in message and "nothing was changed" in message
 
 
 def test_a_device_folder_that_went_back_in_time_cannot_undo_newer_state(
@@ -476,12 +480,53 @@ def test_refuses_a_folder_holding_a_sqlite_file(store: Store, shared: Path) -> N
     stray = shared / ROOT_NAME / "devices" / DEVICE_B / "copy.db"
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"")
-    with pytest.raises(SyncError, match="live SQLite file"):
+    with pytest.raises(SyncError, match="SQLite file"):
         sync(store, shared)
     stray.unlink()
     (shared / f"{store.path.name}-wal").write_bytes(b"")
     with pytest.raises(SyncError, match="live SQLite file"):
         sync(store, shared)
+
+
+@pytest.mark.parametrize("where", ["devices/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/tables/suppliers.ndjson.bak",
+                                   "devices/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/notes", "old-backup"])
+def test_refuses_a_sqlite_file_under_any_name_in_the_tree_bakestore_owns(store: Store, shared: Path,
+                                                                          tmp_path: Path, where: str) -> None:
+    """Only names ending in .db were refused; a database under another name went through."""
+    other = Store(tmp_path / "other" / "x.db", device_id=DEVICE_B)
+    other.close()
+    stray = shared / ROOT_NAME / where
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(other.path, stray)
+    fingerprint = db_fingerprint(store.path)
+    with pytest.raises(SyncError, match="SQLite file inside the sync folder") as raised:
+        sync(store, shared)
+    assert str(stray) in str(raised.value)
+    assert db_fingerprint(store.path) == fingerprint
+    assert not (shared / ROOT_NAME / "devices" / DEVICE_A).exists()
+
+
+def test_a_hard_link_to_the_live_database_in_the_tree_is_refused_without_reading_it(
+        store: Store, shared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.insert("recipients", {"name": "Ann"})
+    stray = shared / ROOT_NAME / "devices" / DEVICE_B / "live-copy"
+    stray.parent.mkdir(parents=True)
+    os.link(store.path, stray)
+    real_open = open
+    opened: list[str] = []
+
+    def spy(file: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    import builtins
+
+    monkeypatch.setattr(builtins, "open", spy)
+    with pytest.raises(SyncError, match="is the live database's own file live.db"):
+        sync(store, shared)
+    monkeypatch.setattr(builtins, "open", real_open)
+    assert str(stray) not in opened
+    assert store.insert("recipients", {"name": "still writable"})  # our locks were never dropped
 
 
 def test_a_device_that_lost_its_data_does_not_wipe_the_others(pair: tuple[Store, Store], shared: Path,
