@@ -11,6 +11,7 @@ rebalancing) is never reported as deleted.
 
 from __future__ import annotations
 
+import bisect
 import re
 import struct
 from collections import Counter
@@ -144,35 +145,32 @@ def _prefix_tree(sequences: Iterable[Sequence[bytes]]) -> bytes:
     return emit(root)
 
 
+#: Tables are grouped by column count for the scan regex: a group starts at each of these counts.
+_SCAN_GROUPS = (3, 5, 7, 10, 14, 20, 28, 40)
+
+
 def _header_scan_pattern(matchers: Sequence["TableMatcher"]) -> bytes:
-    """A regex whose matches are the offsets where one of ``matchers``' record headers may start.
+    """A regex whose matches include every offset where one of ``matchers``' record headers may start.
 
-    At an offset it matches when the byte there is a possible header length for some table
-    (``first_bytes``) and the bytes after it fit that table's columns (``parts``); the match is
-    that one byte, so the next search starts at the next offset. It is the alternation of one
-    such pattern per table, built to be fast: the possible header-length bytes are cut into runs
-    that fit the same tables, a binary tree of byte classes picks the run of the byte at hand
-    (a few class tests, not one test per table), and the column patterns of that run's tables
-    are merged into a prefix tree (most tables start alike, e.g. id, created_at, updated_at), so
-    an offset is tried against the shared start once, not once per table.
+    A table's own pattern is a header-length byte in its range (``first_bytes``, which depends on
+    its column count) followed by serial types that fit its columns (``parts``). One alternative
+    per table made every offset try every table (most of carving's time on a database of many
+    tables). Here tables of similar column counts form a group: one alternative per group checks
+    the byte against the group's ranges together, then the group's column patterns merged into a
+    prefix tree (most tables start alike, e.g. id, created_at, updated_at), so an offset tries the
+    shared start once. The matches are a few more offsets than the per-table patterns give
+    (a byte in another table's range of the group); _record_at reads the header at each match
+    and keeps only those where some table's whole header fits, i.e. exactly the per-table ones.
+    The match is the one header byte, so the next search starts at the next offset.
     """
-    cuts = sorted({b for m in matchers for b in (m.first_bytes.start, m.first_bytes.stop)})
-    runs: list[tuple[range, list[TableMatcher]]] = []
-    for lo, hi in zip(cuts, cuts[1:]):
-        fitting = [m for m in matchers if m.first_bytes.start <= lo and hi <= m.first_bytes.stop]
-        if fitting:
-            runs.append((range(lo, hi), fitting))
-
-    def pick(part: list[tuple[range, list[TableMatcher]]]) -> bytes:
-        if len(part) == 1:
-            run, fitting = part[0]
-            return _byte_class(run) + b"(?=" + _prefix_tree([m.parts for m in fitting]) + b")"
-        left, right = part[:len(part) // 2], part[len(part) // 2:]
-        return (b"(?:(?=" + _byte_class(b for run, _ in left for b in run) + b")" + pick(left)
-                + b"|" + pick(right) + b")")
-
-    firsts = _byte_class(b for run, _ in runs for b in run)
-    return b"(?=" + firsts + b")" + pick(runs) if runs else b"(?!)"
+    groups: dict[int, list[TableMatcher]] = {}
+    for m in matchers:
+        groups.setdefault(bisect.bisect_right(_SCAN_GROUPS, m.n), []).append(m)
+    alternatives = [b"(?<=%s)(?=%s)" % (_byte_class(b for m in group for b in m.first_bytes),
+                                        _prefix_tree([m.parts for m in group]))
+                    for _, group in sorted(groups.items())]
+    firsts = _byte_class(b for m in matchers for b in m.first_bytes)
+    return firsts + b"(?:" + b"|".join(alternatives) + b")" if alternatives else b"(?!)"
 
 
 class TableMatcher:

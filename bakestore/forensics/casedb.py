@@ -10,6 +10,7 @@ position (``c0``, ``c1``, ...) for easy filtering; the recovered rowid is ``row_
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
@@ -53,20 +54,13 @@ def _bulk(db: sqlite_utils.Database, name: str, rows: list[dict[str, Any]], pk: 
         db.conn.executemany(sql, ([r.get(c) for c in names] for r in rows))
 
 
-def _bulk_tuples(db: sqlite_utils.Database, name: str, rows: Iterable[tuple[Any, ...]], pk: str,
-                 columns: dict[str, type]) -> None:
-    """Like :func:`_bulk` for rows already laid out as tuples in ``columns`` order (the big table)."""
-    db.table(name).create(columns, pk=pk, if_not_exists=True)
-    sql = "INSERT INTO [{}] ({}) VALUES ({})".format(name, ", ".join(f"[{c}]" for c in columns),
-                                                    ", ".join("?" for _ in columns))
-    with db.conn:
-        db.conn.executemany(sql, rows)
-
-
 def _recovered_rows(recovered: list["Recovered"], width: int, col_json: dict[str, str]
                     ) -> Iterator[tuple[Any, ...]]:
-    """recovered_rows tuples in column order; c0..cN hold the values as stored (JSON for the rest)."""
-    pad = (None,) * width
+    """recovered_rows tuples in column order; c0..cN hold the values as stored (JSON for the rest).
+
+    A tuple ends after the row's last value (at most ``width`` of them): the columns after it are
+    left out of the INSERT and so are NULL (see write_recovered_rows).
+    """
     dumps = encode_json
     for i, r in enumerate(recovered, 1):
         values = r.values
@@ -74,8 +68,6 @@ def _recovered_rows(recovered: list["Recovered"], width: int, col_json: dict[str
         cells: Sequence[Any] = values[:width]
         if plain is not values:  # some value is bytes or a non-finite float
             cells = [v if v is None or type(v) in (int, float, str) else dumps(jsonable(v)) for v in cells]
-        if len(cells) < width:
-            cells = (*cells, *pad[:width - len(cells)])
         yield (i, r.table, r.source, r.page, r.offset, r.rowid, round(r.confidence, 3), r.region, r.frame,
                r.detail, int(r.rowid_live), int(r.partial), dumps(r.candidates) if r.candidates else "[]",
                dumps(r.also_found_in) if r.also_found_in else "[]", col_json.get(r.table, "null"),
@@ -111,7 +103,15 @@ def write_recovered_rows(path: Path, recovered: list["Recovered"], columns: dict
         for j in range(width):
             cols[f"c{j}"] = str  # declared TEXT but holds each value as it was (SQLite keeps types)
         col_json = {t: json.dumps(c) for t, c in columns.items()}
-        _bulk_tuples(db, "recovered_rows", _recovered_rows(recovered, width, col_json), "id", cols)
+        db.table("recovered_rows").create(cols, pk="id")
+        names = [f"[{c}]" for c in cols]
+        # Rows of one table come one after another and have the same number of values: each run
+        # is one executemany naming only the columns it fills (binding ~20 NULLs per row of a
+        # narrow table would cost more than the row itself).
+        with db.conn:
+            for n, run in itertools.groupby(_recovered_rows(recovered, width, col_json), key=len):
+                db.conn.executemany("INSERT INTO [recovered_rows] ({}) VALUES ({})".format(
+                    ", ".join(names[:n]), ", ".join("?" * n)), run)
         if recovered:
             for index_columns in (["table_name"], ["source"]):
                 db.table("recovered_rows").create_index(index_columns, if_not_exists=True)
@@ -171,11 +171,10 @@ def write_case_tables(report: "Report", path: Path, *, new: bool = False) -> Non
                     tl_rows.append({"table_name": c["table"], "column_name": c["column"], "encoding": c["encoding"],
                                     "state": state, "cluster": k, "start": cl["start"], "end": cl["end"],
                                     "rows": cl["count"], "primary_column": c["primary"]})
-        if tl_rows:
-            db.table("timeline").insert_all(tl_rows)
-        else:
-            db.table("timeline").create({"table_name": str, "column_name": str, "state": str, "cluster": int,
-                                   "start": str, "end": str, "rows": int})
+        # Tens of thousands of clusters on a large case: one executemany, not sqlite-utils' chunks.
+        _bulk(db, "timeline", tl_rows, None,
+              {"table_name": str, "column_name": str, "encoding": str, "state": str, "cluster": int, "start": str,
+               "end": str, "rows": int, "primary_column": int})
         hist = report.timeline.get("histogram", [])
         if hist:
             db.table("timeline_histogram").insert_all(hist)

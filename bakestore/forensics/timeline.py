@@ -129,6 +129,27 @@ def _day(key: str) -> float | None:
     return base
 
 
+_TAILS: dict[str, tuple[float, int] | None] = {}  # after "...HH:MM:SS": (fraction, zone offset) or None
+_TAIL = re.compile(r"(?:[.,](\d{1,9}))?\s*(Z|[+-]\d{2}:?\d{2})?\s*$")
+
+
+def _tail(key: str) -> tuple[float, int] | None:
+    """What _parse_iso_full makes of the text after the seconds: (fraction, zone offset in s)."""
+    got: tuple[float, int] | None = None
+    m = _TAIL.match(key) if key.isascii() else None
+    if m:
+        frac, tz = m.groups()
+        offset = 0
+        if tz and tz != "Z":
+            sign = 1 if tz[0] == "+" else -1
+            digits = tz[1:].replace(":", "")
+            offset = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+        got = (int(frac) / 10 ** len(frac) if frac else 0.0, offset)
+    if len(_TAILS) < 100_000:
+        _TAILS[key] = got
+    return got
+
+
 def times_of(values: Iterable[Any], encoding: str) -> list[float]:
     """``[t for t in (to_unix(v, encoding) for v in values) if t is not None]``, fast for ISO text.
 
@@ -141,17 +162,34 @@ def times_of(values: Iterable[Any], encoding: str) -> list[float]:
     out: list[float] = []
     append = out.append
     lo, hi = _LO, _HI
-    hms_cache, day_cache = _HMS, _DAY_BASE
+    hms_cache, day_cache, tail_cache = _HMS, _DAY_BASE, _TAILS
     for v in values:
         ts: float | None
-        if type(v) is str and len(v) == 19 and (v[10] == " " or v[10] == "T"):
-            secs = hms_cache.get(v[11:])
+        if type(v) is str and len(v) >= 19 and (v[10] == " " or v[10] == "T"):
+            secs = hms_cache.get(v[11:19])
             if secs is None:
-                secs = _hms(v[11:])
+                secs = _hms(v[11:19])
             day = v[:10]
             base = day_cache[day] if day in day_cache else _day(day)
-            # Both parts valid is parse_iso's fast path (and an ASCII string); else its full parser.
-            ts = base + secs if secs >= 0 and base is not None else parse_iso(v)
+            if len(v) == 19:
+                # Both parts valid is parse_iso's fast path (and an ASCII string); else its full parser.
+                ts = base + secs if secs >= 0 and base is not None else parse_iso(v)
+            else:
+                # "...SS.mmmZ", "...SS+02:00": the tail (fraction, zone) is converted once and
+                # cached too, and applied in the full parser's order, so the float is the same.
+                tail = v[19:]
+                adjust = tail_cache[tail] if tail in tail_cache else _tail(tail)
+                if secs >= 0 and base is not None and adjust is not None:
+                    ts = base + secs
+                    if adjust[0]:
+                        ts += adjust[0]
+                    if adjust[1]:
+                        ts -= adjust[1]
+                else:
+                    ts = parse_iso(v)
+        elif type(v) is str and len(v) == 10:
+            base = day_cache[v] if v in day_cache else _day(v)
+            ts = base if base is not None else parse_iso(v)
         else:
             ts = to_unix(v, encoding) if not isinstance(v, str) else parse_iso(v)
         if ts is not None and lo <= ts <= hi:
@@ -164,10 +202,17 @@ def _guess_encoding(values: list[Any]) -> str | None:
     sample = [v for v in values if v is not None][:500]
     if not sample:
         return None
+    needed = 0.8 * len(sample)
     for enc in ("iso", "unix_s", "unix_ms", "unix_us", "julian"):
-        ok = sum(1 for v in sample if to_unix(v, enc) is not None
-                 and (enc == "iso") == isinstance(v, str))
-        if ok >= 0.8 * len(sample):
+        ok = misses = 0
+        for v in sample:
+            if to_unix(v, enc) is not None and (enc == "iso") == isinstance(v, str):
+                ok += 1
+            else:
+                misses += 1
+                if len(sample) - misses < needed:
+                    break  # too many misses already: this encoding cannot reach 80 %
+        if ok >= needed:
             return enc
     return None
 
