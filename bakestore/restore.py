@@ -97,6 +97,9 @@ CHECKPOINT_TIMEOUT_S = 5.0
 LOCK_TIMEOUT_S = 10.0
 #: Restore points kept per database (newest first); older ones are pruned after a success.
 KEEP_RESTORE_POINTS = 20
+#: The ``_bakestore_meta`` key in which sync records its generation (``bakestore.sync.GENERATION_KEY``;
+#: sync imports this module, not the other way round). A file made live by restore or undo never has it.
+SYNC_GENERATION_KEY = BULK_CHANGE_KEYS[1]
 FAULT_ENV = "BAKESTORE_FAULT"
 #: Rows per executemany batch while loading the fresh file.
 BATCH_ROWS = 5000
@@ -1423,6 +1426,12 @@ def _stamp_for_swap(conn: Any, store: "Store") -> None:
     if row and row[0] and row[0][:19] > high[:19]:
         high = row[0]
     conn.execute('INSERT OR REPLACE INTO "_bakestore_meta"(key, value) VALUES (?, ?)', ["hlc", high])
+    # Sync's bookkeeping must not come back with the old content, as on the backup-API path (whose
+    # fresh file starts with an empty _bakestore_meta): a restore point taken by a sync holds that
+    # sync's *previous* generation, which would read as "the last round's state write was lost" and
+    # bring the undone rows back. Without a generation the next sync sees "restored or replaced"
+    # and publishes the undo as the user's latest act (docs/sync.md).
+    conn.execute('DELETE FROM "_bakestore_meta" WHERE key = ?', [SYNC_GENERATION_KEY])
     mark_bulk_change(conn)
     conn.execute("COMMIT")  # in EXCLUSIVE locking mode the lock stays held after the commit
 

@@ -71,6 +71,7 @@ from .models.base import format_timestamp
 from .registry import REGISTRY, Registry, TableSpec
 from .restore import (
     DEFAULT_MAX_LOSS,
+    SYNC_GENERATION_KEY,
     TableDiff,
     _fault,
     make_restore_point,
@@ -93,8 +94,9 @@ DEVICES_DIR = "devices"
 TABLES_DIR = "tables"
 MANIFEST = "manifest.json"
 TOMBSTONES = "_tombstones"
-#: Key in the live database's ``_bakestore_meta`` that commits atomically with a sync.
-GENERATION_KEY = "sync_generation"
+#: Key in the live database's ``_bakestore_meta`` that commits atomically with a sync (restore and
+#: undo remove it from the file they make live: "restored or replaced").
+GENERATION_KEY = SYNC_GENERATION_KEY
 
 #: A device whose newest version is this far ahead of our wall clock is reported: until real time
 #: catches up, its edits win every merge (a hybrid logical clock cannot tell a wrong clock).
