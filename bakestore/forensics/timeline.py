@@ -205,8 +205,10 @@ def _guess_encoding(values: list[Any]) -> str | None:
     needed = 0.8 * len(sample)
     for enc in ("iso", "unix_s", "unix_ms", "unix_us", "julian"):
         ok = misses = 0
+        iso = enc == "iso"
         for v in sample:
-            if to_unix(v, enc) is not None and (enc == "iso") == isinstance(v, str):
+            # The type test first: to_unix parses any text as ISO, whatever the encoding asked.
+            if iso == isinstance(v, str) and to_unix(v, enc) is not None:
                 ok += 1
             else:
                 misses += 1
