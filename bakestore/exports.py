@@ -270,10 +270,10 @@ def _reuse_file(previous: Path, target: Path, table: str,
     if folder not in manifests:
         try:
             manifest_path = folder / MANIFEST
-            written = manifest_path.stat().st_mtime_ns
+            mtime = manifest_path.stat().st_mtime_ns
             data = json.loads(manifest_path.read_text(encoding="utf-8"))
             manifests[folder] = ({e["name"]: e for e in data.get("tables", [])
-                                  if isinstance(e, dict) and isinstance(e.get("name"), str)}, written)
+                                  if isinstance(e, dict) and isinstance(e.get("name"), str)}, mtime)
         except (OSError, ValueError, AttributeError):
             manifests[folder] = ({}, None)
     entries, written = manifests[folder]
