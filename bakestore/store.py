@@ -26,6 +26,7 @@ import sqlite_utils.utils
 
 from . import clock as _clock
 from .errors import (
+    CancelledError,
     ConflictError,
     ConstraintError,
     DeleteRestrictedError,
@@ -37,7 +38,7 @@ from .errors import (
     UnknownColumnError,
     ValidationError,
 )
-from .models.base import format_timestamp
+from .models.base import format_timestamp, int64_problem
 from .registry import REGISTRY, Registry, TableSpec
 from .schema import APPLICATION_ID, SCHEMA_VERSION, check_schema, create_schema, migrate, schema_version
 from .sqlite import sqlite3
@@ -198,6 +199,12 @@ def validate_row(spec: TableSpec, data: Mapping[str, Any], *, record: str | None
     except pydantic.ValidationError as exc:
         raise _format_pydantic_error(spec, exc, record or (_record_label(data) if label_from_data else None)) from None
     values = model.model_dump()
+    for column in spec.columns:
+        problem = int64_problem(values.get(column.name)) if column.kind == "integer" else None
+        if problem:
+            label = record or (_record_label(data) if label_from_data else None)
+            raise ValidationError(f"{spec.name}.{column.name}: {problem}" + (f" (record {label})" if label else ""),
+                                  table=spec.name, field=column.name, record=label)
     if complete:
         for name in spec.column_names:
             column = spec.column(name)
@@ -614,23 +621,37 @@ class Store:
             raise translate_integrity_error(spec, exc, row_id) from None
         return values
 
-    def delete(self, table: str, key: str) -> DeleteResult:
+    def delete(self, table: str, key: str, *, dry_run: bool = False,
+               confirm: Callable[[DeleteResult], bool] | None = None) -> DeleteResult:
         """Delete a row, following the registry's ON DELETE rules, and record tombstones.
 
         RESTRICT / NO ACTION references refuse the delete with the referencing rows named;
         CASCADE children are deleted too (each gets a tombstone); SET NULL children are updated
         (and get a new version), so every device learns about every change.
+
+        ``dry_run`` returns what the delete would do (the same plan) and changes nothing;
+        ``confirm`` is asked with that plan inside the write transaction, before anything
+        changes: False cancels (:class:`CancelledError`), so what is deleted is what was shown.
         """
         spec = self.spec(table)
+        if dry_run:
+            conn = self.db.conn
+            own = not conn.in_transaction
+            if own:
+                conn.execute("BEGIN")  # one snapshot for the whole plan
+            try:
+                row_id = self.resolve(table, key)
+                return self._planned_delete(spec.name, row_id)[0]
+            finally:
+                if own and conn.in_transaction:
+                    conn.execute("ROLLBACK")
         with self.write():
             row_id = self.resolve(table, key)
-            result = DeleteResult(spec.name, row_id)
-            doomed: dict[tuple[str, str], None] = {}
-            self._plan_delete(spec.name, row_id, doomed, result)
+            result, doomed = self._planned_delete(spec.name, row_id)
+            if confirm is not None and not confirm(result):
+                raise CancelledError(f"delete of {spec.name} {row_id} cancelled; nothing was changed")
             now = self.now()
             for child_table, child_id, column in result.nulled:
-                if (child_table, child_id) in doomed:
-                    continue
                 self.db.execute(f'UPDATE "{child_table}" SET "{column}" = NULL, updated_at = ?, row_version = ? '
                                 f'WHERE id = ?', [now, self.clock.now(), child_id])
             order = {name: i for i, name in enumerate(self.registry.names)}
@@ -638,8 +659,16 @@ class Store:
                 self.db.execute('INSERT OR REPLACE INTO "_tombstones"(table_name, row_id, row_version, deleted_at) '
                                 'VALUES (?, ?, ?, ?)', [victim_table, victim_id, self.clock.now(), now])
                 self.db.execute(f'DELETE FROM "{victim_table}" WHERE id = ?', [victim_id])
-            result.cascaded = [k for k in doomed if k != (spec.name, row_id)]
             return result
+
+    def _planned_delete(self, table: str, row_id: str) -> tuple[DeleteResult, dict[tuple[str, str], None]]:
+        result = DeleteResult(table, row_id)
+        doomed: dict[tuple[str, str], None] = {}
+        self._plan_delete(table, row_id, doomed, result)
+        result.cascaded = [k for k in doomed if k != (table, row_id)]
+        # A row that is deleted anyway is not also "cleared".
+        result.nulled = [n for n in result.nulled if (n[0], n[1]) not in doomed]
+        return result, doomed
 
     def _plan_delete(self, table: str, row_id: str, doomed: dict[tuple[str, str], None],
                      result: DeleteResult) -> None:

@@ -196,6 +196,18 @@ def _int_as_float(value: Any) -> Any:
     return value
 
 
+#: SQLite's INTEGER: a signed 64-bit number. Python's int has no limit, and a bigger one would
+#: reach SQLite only to fail there (OverflowError), so validation refuses it first.
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+def int64_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be stored as an SQLite INTEGER, or None if it can (or is no int)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        return f"{value} is outside the 64-bit integer range SQLite stores ({INT64_MIN} to {INT64_MAX})"
+    return None
+
+
 def _version_text(value: Any) -> Any:
     if isinstance(value, str) and not _VERSION_RE.match(value):
         raise ValueError(f"not a row version '<ms>-<counter>-<device>': {value!r}")
