@@ -148,8 +148,9 @@ def test_non_utf8_input_is_refused(runner: CliRunner, live: Path, tmp_path: Path
 
 
 def test_delete_by_natural_key_reports_cascade(runner: CliRunner, live: Path) -> None:
-    result = invoke(runner, live, "delete", "ingredients", "flour")
+    result = invoke(runner, live, "delete", "ingredients", "flour", input="y\n")
     assert result.exit_code == 0, result.output
+    assert "and products" in result.output.split("Delete these rows?")[0]  # shown before the question
     assert "also deleted products" in result.output
     data = json.loads(invoke(runner, live, "rows", "_tombstones", "--json").output)
     assert {d["table_name"] for d in data} == {"ingredients", "products"}

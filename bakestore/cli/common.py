@@ -70,6 +70,16 @@ def report_result(result: RestoreResult, as_json: bool, verb: str) -> None:
             click.echo(f"restore point: {result.restore_point}  (undo with `bakestore undo`)")
 
 
+def ask(question: str) -> bool:
+    """A yes/no question, default no. Ctrl+C or the end of the input at the prompt is a no, so an
+    operation asking inside itself reports (and audits) it as cancelled, not as failed."""
+    try:
+        return click.confirm(question, default=False)
+    except click.Abort:
+        click.echo("", err=True)
+        return False
+
+
 def confirmed_run(run: Callable[..., RestoreResult], *, dry_run: bool, yes: bool, as_json: bool,
                    verb: str, ask_inside: bool = True, **kwargs: Any) -> None:
     """Show the diff and ask before applying, unless --yes or --dry-run.
@@ -90,14 +100,14 @@ def confirmed_run(run: Callable[..., RestoreResult], *, dry_run: bool, yes: bool
     if ask_inside:
         def confirm(preview: RestoreResult) -> bool:
             print_diff(preview)
-            return click.confirm(question, default=False)
+            return ask(question)
 
         result = run(dry_run=False, confirm=confirm, **kwargs)
         report_result(result, as_json, verb)
         return
     preview = run(dry_run=True, **kwargs)
     print_diff(preview)
-    if not click.confirm(question, default=False):
+    if not ask(question):
         raise click.ClickException(f"{verb} cancelled; nothing was changed")
     with progress_bar(f"{verb}", enabled=not as_json) as progress:
         result = run(dry_run=False, progress=progress, **kwargs)

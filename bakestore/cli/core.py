@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import click
 
-from ..errors import SourceError, ValidationError
+from .. import audit as audit_log
+from ..errors import CancelledError, DeleteRestrictedError, NotFoundError, SourceError, ValidationError
 from ..registry import REGISTRY
 from . import CliContext
-from .common import json_option
+from .common import ask, dry_run_option, json_option, yes_option
+
+if TYPE_CHECKING:
+    from ..store import DeleteResult
 
 
 
@@ -88,9 +94,10 @@ def read_records(stream: Any, label: str) -> Iterator[tuple[str, dict[str, Any]]
     text = stream.read()
     if isinstance(text, bytes):
         try:
-            text = text.decode("utf-8")
+            text = text.decode("utf-8-sig")  # a byte-order mark (Windows editors write one) is not content
         except UnicodeDecodeError as exc:
             raise SourceError(f"{label}: not UTF-8 text (byte {exc.start})") from None
+    text = text.removeprefix("\ufeff")
     stripped = text.lstrip()
     if not stripped:
         raise SourceError(f"{label}: no records (empty input)")
@@ -160,25 +167,130 @@ insert = _write_command("insert", upsert=False)
 upsert = _write_command("upsert", upsert=True)
 
 
+def delete_plan(result: DeleteResult) -> dict[str, Any]:
+    """What a delete removes and clears, counted per table (what is shown before it is done)."""
+    removed: dict[str, int] = {result.table: 1}
+    for table, _ in result.cascaded:
+        removed[table] = removed.get(table, 0) + 1
+    cleared: dict[str, int] = {}
+    for table, _, column in result.nulled:
+        cleared[f"{table}.{column}"] = cleared.get(f"{table}.{column}", 0) + 1
+    return {"removed": removed, "cleared": cleared}
+
+
+def _same_plan(a: DeleteResult, b: DeleteResult) -> bool:
+    return (a.table, a.id, sorted(a.cascaded), sorted(a.nulled)) == (b.table, b.id, sorted(b.cascaded), sorted(b.nulled))
+
+
+def audited_delete(store: Any, table: str, key: str, *, ask: Callable[[DeleteResult], bool] | None = None,
+                   expected: Callable[[DeleteResult], bool] | None = None, via: str = "cli") -> DeleteResult:
+    """``store.delete`` with an audit record, as every destructive operation has one.
+
+    ``ask`` is shown the plan (a dry run) and says yes or no, outside the write transaction (a
+    person reading must not hold off every writer); the delete then goes ahead only if its plan
+    is still the one shown. ``expected`` checks the plan inside the transaction (the UI: the plan
+    its page showed). The record is written before anything is deleted (an audit log that cannot
+    be written refuses the delete) and finished with the outcome: done, refused (a RESTRICT
+    reference, no such row), cancelled (the person said no, or the plan changed since it was
+    shown) or failed.
+    """
+    record = audit_log.AuditRecord(operation="delete", db_path=str(store.path), source=f"{table} {key}",
+                                   details={"table": table, "key": key, "via": via})
+    started = time.monotonic()
+
+    def finish(outcome: str, reason: str | None = None) -> None:
+        record.outcome, record.reason = outcome, reason
+        record.duration_ms = int((time.monotonic() - started) * 1000)
+        audit_log.write(store.path, record)
+
+    def check(plan: DeleteResult) -> bool:
+        if (shown is not None and not _same_plan(plan, shown)) or (expected is not None and not expected(plan)):
+            raise CancelledError("delete cancelled; nothing was changed: the rows it would remove or clear "
+                                 "changed since they were shown")
+        counts = delete_plan(plan)
+        record.counts_before = {t: store.count(t) for t in counts["removed"]}
+        record.counts_after = {t: n - counts["removed"][t] for t, n in record.counts_before.items()}
+        record.details.update(id=plan.id, **counts)
+        finish("started")  # before anything changes: an unwritable audit log refuses the delete
+        return True
+
+    shown: DeleteResult | None = None
+    try:
+        if ask is not None:
+            shown = store.delete(table, key, dry_run=True)
+            record.details.update(id=shown.id, **delete_plan(shown))
+            if not ask(shown):
+                raise CancelledError("delete cancelled; nothing was changed")
+        result = store.delete(table, key, confirm=check)
+    except CancelledError as exc:
+        with contextlib.suppress(Exception):
+            finish("cancelled", str(exc))
+        raise
+    except (DeleteRestrictedError, NotFoundError) as exc:
+        with contextlib.suppress(Exception):
+            finish("refused", str(exc))
+        raise
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    with contextlib.suppress(Exception):
+        finish("done")
+    return result
+
+
+def _print_plan(result: DeleteResult) -> None:
+    click.echo(f"would delete {result.table} {result.id}")
+    for child_table, child_id in result.cascaded:
+        click.echo(f"  and {child_table} {child_id} (ON DELETE CASCADE)")
+    for child_table, child_id, column in result.nulled:
+        click.echo(f"  and clear {child_table}.{column} of {child_id} (ON DELETE SET NULL)")
+    plan = delete_plan(result)
+    click.echo(f"rows removed: {sum(plan['removed'].values())} ("
+               + ", ".join(f"{t} {n}" for t, n in plan["removed"].items()) + ")")
+    if plan["cleared"]:
+        click.echo("references cleared: " + ", ".join(f"{c} {n}" for c, n in plan["cleared"].items()))
+
+
+def _ask_to_delete(plan: DeleteResult) -> bool:
+    _print_plan(plan)
+    return ask("Delete these rows? (each leaves a tombstone; exports are not touched)")
+
+
 @click.command()
 @click.argument("table")
 @click.argument("key")
+@dry_run_option
+@yes_option
 @json_option
 @click.pass_obj
-def delete(obj: CliContext, table: str, key: str, as_json: bool) -> None:
-    """Delete one row of TABLE by id or natural key (follows ON DELETE rules, records tombstones)."""
+def delete(obj: CliContext, table: str, key: str, dry_run: bool, yes: bool, as_json: bool) -> None:
+    """Delete one row of TABLE by id or natural key (follows ON DELETE rules, records tombstones).
+
+    Shows every row the delete removes (cascades included) and every reference it clears, and
+    asks before deleting unless --yes; --dry-run changes nothing. The delete is audited.
+    """
+    if as_json and not (dry_run or yes):
+        raise click.UsageError("--json needs --yes or --dry-run (a confirmation prompt is not machine-readable)")
     spec = REGISTRY[table]
     with obj.open_store() as store:
-        result = store.delete(spec.name, key)
+        if dry_run:
+            result = store.delete(spec.name, key, dry_run=True)
+        else:
+            result = audited_delete(store, spec.name, key, ask=None if yes else _ask_to_delete)
     if as_json:
-        click.echo(json.dumps({"table": result.table, "id": result.id, "cascaded": result.cascaded,
-                               "nulled": result.nulled}, indent=2))
-        return
-    click.echo(f"deleted {result.table} {result.id}")
-    for child_table, child_id in result.cascaded:
-        click.echo(f"  also deleted {child_table} {child_id} (ON DELETE CASCADE)")
-    for child_table, child_id, column in result.nulled:
-        click.echo(f"  cleared {child_table}.{column} of {child_id} (ON DELETE SET NULL)")
+        click.echo(json.dumps({"table": result.table, "id": result.id, "dry_run": dry_run,
+                               "cascaded": result.cascaded, "nulled": result.nulled, **delete_plan(result)},
+                              indent=2))
+    elif dry_run:
+        _print_plan(result)
+        click.echo("dry run: nothing was changed")
+    else:
+        click.echo(f"deleted {result.table} {result.id}")
+        for child_table, child_id in result.cascaded:
+            click.echo(f"  also deleted {child_table} {child_id} (ON DELETE CASCADE)")
+        for child_table, child_id, column in result.nulled:
+            click.echo(f"  cleared {child_table}.{column} of {child_id} (ON DELETE SET NULL)")
 
 
 commands = [init, doctor, tables, rows, insert, upsert, delete]
