@@ -125,7 +125,14 @@ def test_ui_refuses_a_missing_database(runner: CliRunner, tmp_path: Path) -> Non
 def test_ui_demo_never_uses_the_database_named_by_the_environment(
         runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _isolated_home: Path) -> None:
     served: dict[str, Any] = {}
-    monkeypatch.setattr("bakestore.web.server.serve", lambda ds, **kw: served.update(ds=ds, **kw))
+    monkeypatch.setattr("bakestore.web.server.serve",
+                        lambda ds, **kw: served.update(ds=ds, port=kw["sock"].getsockname()[1], **kw))
+    import bakestore.web.server as server
+
+    real_bind = server.bind
+    asked: list[int] = []
+    # The port asked for is recorded; the socket is a free one (8001 may be taken on this machine).
+    monkeypatch.setattr(server, "bind", lambda port: asked.append(port) or real_bind(0))
     real = tmp_path / "real.db"
     monkeypatch.setenv("BAKESTORE_DB", str(real))
     result = runner.invoke(main, ["ui", "--demo", "--no-browser", "--port", "0"])
@@ -133,13 +140,13 @@ def test_ui_demo_never_uses_the_database_named_by_the_environment(
     assert not real.exists()
     live = Path(served["ds"].get_database("bakestore").path)
     assert live.is_relative_to(_isolated_home) and live.name == "demo.db"
-    assert served["open_path"] is None and served["port"] > 0
+    assert served["open_path"] is None and served["port"] > 0 and asked == [0]
     # With --db given explicitly (as `make demo` does), the demo goes exactly there.
     chosen = tmp_path / "demo-here" / "demo.db"
     result = runner.invoke(main, ["--db", str(chosen), "ui", "--demo", "--no-browser"])
     assert result.exit_code == 0, result.output
     assert chosen.exists() and Path(served["ds"].get_database("bakestore").path) == chosen.resolve()
-    assert served["port"] == 8001
+    assert asked[-1] == 8001
 
 
 # --------------------------------------------------------------------------- real servers

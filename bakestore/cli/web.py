@@ -16,14 +16,12 @@ port_option = click.option("--port", type=click.IntRange(0, 65535), default=None
                            help="Port on 127.0.0.1 (default: 8001 for ui, 8002 for inspect; 0 picks a free one).")
 
 
-def _port(port: int | None, default: int) -> int:
-    if port is None:
-        port = default
-    if port == 0:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-    return port
+def _bind(port: int | None, default: int) -> socket.socket:
+    """The port bound before anything else: a port in use is one line and exit 1, not a browser
+    opened on the other server."""
+    from ..web.server import bind
+
+    return bind(default if port is None else port)
 
 
 def _db_given_on_command_line(ctx: click.Context) -> bool:
@@ -45,9 +43,10 @@ def inspect(obj: CliContext, port: int | None, cases: tuple[Path, ...]) -> None:
     from ..web.server import build_datasette, serve
 
     datasette = build_datasette(obj.db_path, cases=cases)
-    port = _port(port, 8002)
+    sock = _bind(port, 8002)
+    port = sock.getsockname()[1]
     click.echo(f"bakestore inspect: http://127.0.0.1:{port}/ (read-only; Ctrl+C stops)", err=True)
-    serve(datasette, port=port)
+    serve(datasette, sock=sock)
 
 
 @click.command()
@@ -65,24 +64,28 @@ def ui(ctx: click.Context, port: int | None, demo: bool, no_browser: bool) -> No
 
         # BAKESTORE_DB names the user's real database: a demo never goes there.
         path = obj.db_path if _db_given_on_command_line(ctx) else demo_db_path()
-        if not path.exists():
-            from ..demo import build_demo
-
-            click.echo(f"building the demo database at {path} …", err=True)
-            counts = build_demo(path)
-            click.echo(f"demo database ready: {sum(counts.values()):,} rows", err=True)
     else:
         path = obj.db_path
         if not path.exists():
             raise UIError(f"{path}: no such database (create it with `bakestore init`, "
                           "or try `bakestore ui --demo`)")
-    from ..web.server import build_datasette, serve
+    sock = _bind(port, 8001)  # before the demo is built: a busy port is said at once
+    try:
+        if demo and not path.exists():
+            from ..demo import build_demo
 
-    datasette = build_datasette(path, ui=True, demo=demo)
-    port = _port(port, 8001)
-    click.echo(f"bakestore ui: http://127.0.0.1:{port}/  ({path}{', demo data' if demo else ''}; Ctrl+C stops)",
-               err=True)
-    serve(datasette, port=port, open_path=None if no_browser else "/")
+            click.echo(f"building the demo database at {path} …", err=True)
+            counts = build_demo(path)
+            click.echo(f"demo database ready: {sum(counts.values()):,} rows", err=True)
+        from ..web.server import build_datasette, serve
+
+        datasette = build_datasette(path, ui=True, demo=demo)
+        port = sock.getsockname()[1]
+        click.echo(f"bakestore ui: http://127.0.0.1:{port}/  ({path}{', demo data' if demo else ''}; Ctrl+C stops)",
+                   err=True)
+        serve(datasette, sock=sock, open_path=None if no_browser else "/")
+    finally:
+        sock.close()
 
 
 @click.command()

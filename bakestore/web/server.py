@@ -13,10 +13,13 @@ Servers listen on 127.0.0.1 only.
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import threading
+import time
 import webbrowser
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..audit import audit_path_for
 from ..errors import UIError
@@ -91,12 +94,56 @@ def _run_sync(coro_func: Any) -> Any:
         loop.close()
 
 
-def serve(datasette: Any, *, port: int, open_path: str | None = None, log_level: str = "warning") -> None:
-    """Run the server on 127.0.0.1:``port`` until interrupted (opens a browser at ``open_path``)."""
+def bind(port: int) -> socket.socket:
+    """A socket bound to 127.0.0.1:``port`` (0: a free port), before anything is served or opened.
+
+    A port another server already listens on is bakestore's :class:`UIError` naming it (the CLI
+    prints one line and exits 1), never a browser opened on that other server.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind((HOST, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UIError(f"{HOST}:{port} is already in use (another bakestore ui or inspect, or another "
+                          "program); stop it or choose another port with --port (0 picks a free one)") from None
+        raise UIError(f"cannot listen on {HOST}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def open_browser_when_started(server: Any, url: str, *, timeout: float = 60.0,
+                              opener: Callable[[str], Any] = webbrowser.open) -> bool:
+    """Open ``url`` once ``server`` (a uvicorn Server) has started; never if it stops or fails first."""
+    deadline = time.monotonic() + timeout
+    while not getattr(server, "started", False):
+        if getattr(server, "should_exit", False) or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    opener(url)
+    return True
+
+
+def serve(datasette: Any, *, port: int | None = None, sock: socket.socket | None = None,
+          open_path: str | None = None, log_level: str = "warning") -> None:
+    """Run the server on 127.0.0.1 until interrupted: on ``sock`` (from :func:`bind`) or ``port``.
+
+    A browser is opened at ``open_path`` only once this server is listening.
+    """
     import uvicorn
 
-    _run_sync(datasette.invoke_startup)  # the startup checks run before the port opens
-    if open_path is not None:
-        url = f"http://{HOST}:{port}{open_path}"
-        threading.Timer(1.0, webbrowser.open, [url]).start()
-    uvicorn.run(datasette.app(), host=HOST, port=port, log_level=log_level, lifespan="on", workers=1)
+    if sock is None:
+        sock = bind(port or 0)
+    try:
+        _run_sync(datasette.invoke_startup)  # the startup checks run before the port opens
+        config = uvicorn.Config(datasette.app(), host=HOST, port=sock.getsockname()[1], log_level=log_level,
+                                lifespan="on", workers=1)
+        server = uvicorn.Server(config)
+        if open_path is not None:
+            url = f"http://{HOST}:{sock.getsockname()[1]}{open_path}"
+            threading.Thread(target=open_browser_when_started, args=(server, url), daemon=True,
+                             name="bakestore-open-browser").start()
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
