@@ -71,6 +71,7 @@ from .models.base import format_timestamp
 from .registry import REGISTRY, Registry, TableSpec
 from .restore import (
     DEFAULT_MAX_LOSS,
+    _explain_row,
     SYNC_GENERATION_KEY,
     TableDiff,
     _fault,
@@ -79,7 +80,7 @@ from .restore import (
     shrink_problems,
     store_lock,
 )
-from .schema import SCHEMA_VERSION
+from .schema import SCHEMA_VERSION, format_checks
 from .sqlite import sqlite3
 
 if TYPE_CHECKING:
@@ -466,7 +467,8 @@ def parse_line(spec: TableSpec, raw: bytes | str, where: str, label: str) -> tup
     """Validate one NDJSON line of a snapshot; returns (key1, key2, (version, canonical line)).
 
     ``key1`` is the table (rows) or tombstoned table (tombstones), ``key2`` the id. Versions and
-    ids are checked strictly: a malformed version could otherwise win every merge.
+    ids are checked strictly: a malformed version could otherwise win every merge. The table's
+    CHECK rules are checked by :func:`check_new_entries` for the entries that would enter our state.
     """
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     try:
@@ -490,6 +492,137 @@ def parse_line(spec: TableSpec, raw: bytes | str, where: str, label: str) -> tup
         raise ValidationError(f"{label}: {where}: id {row_id!r} is not a lowercase UUID")
     ordered = _sorted_columns(spec)
     return str(table), row_id, (version, encode_row(ordered, tuple(row[c] for c in ordered)))
+
+
+def _rules_table_sql(spec: TableSpec) -> str:
+    """The table's column types, NOT NULL and CHECK rules, without keys, UNIQUE or foreign keys."""
+    parts = []
+    for column in spec.columns:
+        bits = ['"' + column.name.replace('"', '""') + '"', column.sql_type]
+        if not column.nullable:
+            bits.append("NOT NULL")
+        bits += [f"CHECK ({check})" for check in (*format_checks(column), *column.checks)]
+        parts.append(" ".join(bits))
+    parts += [f"CHECK ({check})" for check in spec.meta.checks]
+    return f'CREATE TABLE "{spec.name}" ({", ".join(parts)}) STRICT'
+
+
+Locate = Callable[[TableSpec, TombKey, str], str]
+
+
+class RowRules:
+    """Every per-row rule of the database (STRICT types, NOT NULL, every CHECK of the registry),
+    evaluated by SQLite on an in-memory table per registry table, in batches.
+
+    Without keys, UNIQUE or foreign keys: a device's state legitimately holds rows that those
+    rules hide or rewrite in the view. ``locate(spec, key, version)`` names the file and line of
+    a failing row (only called on failure).
+    """
+
+    BATCH = 5000
+
+    def __init__(self, label: str, locate: Locate) -> None:
+        self.label = label
+        self.locate = locate
+        self.conn = sqlite3.connect(":memory:", isolation_level=None)
+        self.created: set[str] = set()
+        self.spec: TableSpec | None = None
+        self.batch: list[tuple[TombKey, str, dict[str, Any]]] = []
+
+    def add(self, spec: TableSpec, key: TombKey, version: str, row: dict[str, Any]) -> None:
+        if spec is not self.spec:
+            self.flush()
+            self.spec = spec
+        self.batch.append((key, version, row))
+        if len(self.batch) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        spec, batch = self.spec, self.batch
+        self.batch = []
+        if spec is None or not batch:
+            return
+        if spec.name not in self.created:
+            self.conn.execute(_rules_table_sql(spec))
+            self.created.add(spec.name)
+        columns = spec.column_names
+        sql = (f'INSERT INTO "{spec.name}" ({", ".join(chr(34) + c + chr(34) for c in columns)}) '
+               f'VALUES ({", ".join("?" for _ in columns)})')
+        self.conn.execute("BEGIN")
+        try:
+            self.conn.executemany(sql, [[row[c] for c in columns] for _, _, row in batch])
+        except (sqlite3.IntegrityError, OverflowError, UnicodeError) as exc:
+            # executemany stops at the failing row; the ones before it are in the table.
+            done = self.conn.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0]
+            key, version, row = batch[min(done, len(batch) - 1)]
+            raise _explain_row(spec, row, self.locate(spec, key, version), self.label, exc) from None
+        finally:
+            self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def check_new_entries(state: State, known: State, *, label: str, locate: Locate,
+                      registry: Registry = REGISTRY) -> None:
+    """Check every entry of ``state`` that would change ``known`` (absent there, or newer) against
+    the database's per-row rules; ValidationError names the file and line of the first that fails.
+
+    Without it a line that breaks a CHECK rule (a hand-edited file, another bakestore build) was
+    merged and then refused every sync at the apply step, naming neither the device nor the file
+    and line. Entries already known passed this check when they entered the state, so a round
+    checks only what is new to it: a device's whole state arrives once, its edits afterwards.
+    """
+    rules = RowRules(label, locate)
+    try:
+        for spec in registry.exported_tables:
+            if spec.name == TOMBSTONES:
+                known_tombs = known.tombs
+                new = [(key, entry) for key, entry in state.tombs.items()
+                       if (current := known_tombs.get(key)) is None or entry > current]
+            else:
+                known_rows = known.rows.get(spec.name, {})
+                new = [((spec.name, row_id), entry) for row_id, entry in state.rows.get(spec.name, {}).items()
+                       if (current := known_rows.get(row_id)) is None or entry > current]
+            for key, (version, line) in sorted(new):  # in key order: the first failure is the same everywhere
+                rules.add(spec, key, version, decode_row(line))
+        rules.flush()
+    finally:
+        rules.close()
+
+
+def _line_of(path: Path, spec: TableSpec, key: TombKey, version: str) -> int | None:
+    """The line of ``path`` holding ``key`` at ``version`` (read again only for a message)."""
+    try:
+        lines = _split_lines(path.read_bytes()) or []
+    except OSError:
+        return None
+    for number, raw in enumerate(lines, 1):
+        try:
+            row = decode_row(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            continue
+        found = (row.get("table_name"), row.get("row_id")) if spec.name == TOMBSTONES else (spec.name, row.get("id"))
+        if found == key and row.get("row_version") == version:
+            return number
+    return None
+
+
+def _file_locate(path: Path, shown: str) -> Locate:
+    """Locate rows of one table file, shown as ``shown`` (a path from the sync folder down)."""
+    def locate(spec: TableSpec, key: TombKey, version: str) -> str:
+        line = _line_of(path, spec, key, version)
+        return f"{shown}:{line}" if line is not None else f"{shown}: {spec.name} {key[1]}"
+    return locate
+
+
+def snapshot_locate(snap: Snapshot) -> Locate:
+    """Locate a snapshot's rows: device folder (from the sync folder down), file and line."""
+    def locate(spec: TableSpec, key: TombKey, version: str) -> str:
+        name = f"{spec.name}.ndjson"
+        shown = f"{ROOT_NAME}/{DEVICES_DIR}/{snap.path.name}/{TABLES_DIR}/{name}"
+        return _file_locate(snap.path / TABLES_DIR / name, shown)(spec, key, version)
+    return locate
 
 
 def _put(state: State, spec: TableSpec, key1: str, key2: str, entry: Entry) -> None:
@@ -624,9 +757,11 @@ def read_snapshot(device_dir: Path, *, expect_device: str | None = None,
         if lines is None or len(lines) != entry.get("rows"):
             raise SnapshotUnusable(f"{expected_file}: {len(lines) if lines is not None else 'torn'} rows, "
                                    f"the manifest says {entry.get('rows')}")
+        # Named from the sync folder down, so the message says which device folder and file.
+        shown = f"{ROOT_NAME}/{DEVICES_DIR}/{device_dir.name}/{expected_file}"
         for lineno, raw in enumerate(lines, 1):
             try:
-                key1, key2, parsed = parse_line(spec, raw, f"{expected_file}:{lineno}", label)
+                key1, key2, parsed = parse_line(spec, raw, f"{shown}:{lineno}", label)
             except (ValidationError, UnicodeDecodeError) as exc:
                 raise SnapshotUnusable(str(exc)) from None
             _put(state, spec, key1, key2, parsed)
@@ -1174,7 +1309,8 @@ def check_folder(db_path: Path, folder: Path) -> Path:
 @dataclass
 class _Scan:
     snapshots: list[tuple[str, Snapshot]] = field(default_factory=list)  # (folder key, snapshot) accepted now
-    loose: list[State] = field(default_factory=list)
+    # conflict copies: (state, where its rows are, label, what it is for the debris list)
+    loose: list[tuple[State, Locate, str, str]] = field(default_factory=list)
     reports: list[DeviceReport] = field(default_factory=list)
     debris: list[str] = field(default_factory=list)
     own: Path | None = None
@@ -1216,8 +1352,10 @@ def _scan_device_extras(device_dir: Path, device: str, scan: _Scan, prefix: str)
                         scan.debris.append(f"{where}: {file.name}: not a table file, ignored")
                         continue
                     try:
-                        scan.loose.append(read_loose_file(file, REGISTRY[table], label))
-                        scan.debris.append(f"{where}: {name.engine} conflict copy of {table}: merged (it is state)")
+                        state = read_loose_file(file, REGISTRY[table], label)
+                        shown = f"{ROOT_NAME}/{DEVICES_DIR}/{device_dir.name}/{file.relative_to(device_dir)}"
+                        scan.loose.append((state, _file_locate(file, shown), label,
+                                           f"{where}: {name.engine} conflict copy of {table}"))
                     except (SnapshotUnusable, OSError) as exc:
                         scan.debris.append(f"{where}: {name.engine} conflict copy unreadable ({exc}); ignored")
 
@@ -1252,6 +1390,36 @@ def _own_folder_alarm(device_dir: Path) -> None:
                                                 "own folder")
 
 
+def _skip(report: DeviceReport, why: str, previous: dict[str, Any] | None) -> None:
+    report.status = "skipped"
+    kept = (f"keeping its last accepted state (sequence {previous.get('sequence')}, exported "
+            f"{previous.get('exported_at')})") if previous else "nothing accepted from it yet"
+    report.message = f"{why}; skipped this round, {kept}"
+    log.warning("sync: device %s skipped: %s", report.device_id[:8], report.message)
+
+
+def _check_arrivals(scan: _Scan, known: State, accepted: dict[str, dict[str, Any]]) -> None:
+    """The database's per-row rules on what this round's snapshots and conflict copies bring that
+    is new (:func:`check_new_entries`): a snapshot with a row that breaks one is skipped this round
+    with a message naming the device folder, file, line and field; the other devices still sync."""
+    for item in list(scan.snapshots):
+        snap = item[1]
+        try:
+            check_new_entries(snap.state, known, label=f"device {snap.device_id[:8]}", locate=snapshot_locate(snap))
+        except ValidationError as exc:
+            scan.snapshots.remove(item)
+            for report in scan.reports:
+                if report.device_id == snap.device_id and report.status == "accepted":
+                    _skip(report, str(exc), accepted.get(snap.device_id))
+    for state, locate, label, what in list(scan.loose):
+        try:
+            check_new_entries(state, known, label=label, locate=locate)
+            scan.debris.append(f"{what}: merged (it is state)")
+        except ValidationError as exc:
+            scan.loose.remove((state, locate, label, what))
+            scan.debris.append(f"{what}: a row breaks a rule of the database ({exc}); ignored")
+
+
 def _scan(devices_dir: Path, me: str, folder_key: str, accepted: dict[str, dict[str, Any]]) -> _Scan:
     scan = _Scan()
     if not devices_dir.is_dir():
@@ -1282,8 +1450,8 @@ def _scan(devices_dir: Path, me: str, folder_key: str, accepted: dict[str, dict[
         if name.kind == "conflict":
             try:
                 snap = read_snapshot(path, registry=REGISTRY)
-                scan.loose.append(snap.state)
-                scan.debris.append(f"{where}: {name.engine} conflict copy of device {device[:8]}'s folder: merged")
+                scan.loose.append((snap.state, snapshot_locate(snap), f"device {device[:8]}",
+                                   f"{where}: {name.engine} conflict copy of device {device[:8]}'s folder"))
             except (SnapshotUnusable, OSError) as exc:
                 scan.debris.append(f"{where}: conflict copy of device {device[:8]}'s folder unusable ({exc}); ignored")
             continue
@@ -1314,11 +1482,7 @@ def _scan(devices_dir: Path, me: str, folder_key: str, accepted: dict[str, dict[
                     report.message = (f"went backwards in time (sequence {report.sequence} < {previous['sequence']} "
                                       "accepted before); merged anyway: older state cannot undo newer state")
         except (SnapshotUnusable, OSError) as exc:
-            report.status = "skipped"
-            kept = (f"keeping its last accepted state (sequence {previous.get('sequence')}, exported "
-                    f"{previous.get('exported_at')})") if previous else "nothing accepted from it yet"
-            report.message = f"{exc}; skipped this round, {kept}"
-            log.warning("sync: device %s: %s", device[:8], report.message)
+            _skip(report, str(exc), previous)
         scan.reports.append(report)
         _scan_device_extras(path, device, scan, where)
     return scan
@@ -1374,14 +1538,20 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
     with store_lock(store.path):
         state_db = StateDB(store.path, create=not dry_run)
         conn: Any = None
+        committed = False
         try:
+            accepted = state_db.accepted(folder_key)
             try:
-                scan = _scan(devices_dir, me, folder_key, state_db.accepted(folder_key))
+                scan = _scan(devices_dir, me, folder_key, accepted)
             except SyncError as exc:
                 record.outcome, record.reason = "refused", str(exc)
                 if not dry_run:
                     _audit(store, record, started)
                 raise
+            # The state DB is ours alone while the operation lock is held: read before the live
+            # transaction, so checking what arrived does not hold off the store's writers.
+            raw = state_db.load_state()
+            _check_arrivals(scan, raw, accepted)
             report.devices = [scan.own_report or DeviceReport(me, f"devices/{me}", "own", "not written yet")]
             report.devices += scan.reports
             report.debris = scan.debris
@@ -1392,8 +1562,7 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
             conn.execute("BEGIN" if dry_run else "BEGIN IMMEDIATE")
             live_generation = _live_generation(conn)
             generation = state_db.generation
-            raw = state_db.load_state()
-            inputs = [s.state for _, s in scan.snapshots] + scan.loose
+            inputs = [s.state for _, s in scan.snapshots] + [state for state, *_ in scan.loose]
             if live_generation is not None and live_generation == generation:
                 baseline: Baseline | None = state_db.load_baseline()
                 report.mode = "baseline"
@@ -1411,8 +1580,10 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
                                            "capturing without a baseline (nothing is deleted by guess)")
                 if scan.own is not None:
                     try:
-                        inputs.append(read_snapshot(scan.own, expect_device=me).state)
-                    except (SnapshotUnusable, OSError) as exc:
+                        own = read_snapshot(scan.own, expect_device=me)
+                        check_new_entries(own.state, raw, label=f"device {me[:8]}", locate=snapshot_locate(own))
+                        inputs.append(own.state)
+                    except (SnapshotUnusable, ValidationError, OSError) as exc:
                         report.messages.append(f"own device folder not readable for recovery: {exc}")
             known = merge_states(raw, *inputs)
             live = read_live(conn, registry)
@@ -1468,19 +1639,24 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
                 except (OSError, sqlite3.Error) as exc:
                     raise SyncError(f"{audit.audit_path_for(store.path)}: the audit log cannot be written "
                                     f"({exc}); sync refused, nothing was changed") from None
-                report.restore_point = make_restore_point(store.path, "sync")
-                record.restore_point = str(report.restore_point)
                 _apply(conn, live, view, registry)
                 violation = conn.execute("PRAGMA foreign_key_check").fetchone()
                 if violation is not None:
                     raise SyncError(f"sync refused: after merging, {violation[0]} rowid {violation[1]} references a "
                                     f"missing {violation[2]} row (a bug in the FK rule); nothing was changed")
+                # Only once the apply has succeeded, so a refused sync leaves no restore point behind
+                # (retries would crowd the real ones out of retention). Still before COMMIT: our
+                # write transaction holds off every writer, and the restore point's connection sees
+                # the last committed content, not this transaction's rows (WAL).
+                report.restore_point = make_restore_point(store.path, "sync")
+                record.restore_point = str(report.restore_point)
                 new_generation = max(generation, live_generation or 0) + 1
                 conn.execute('INSERT OR REPLACE INTO "_bakestore_meta"(key, value) VALUES (?, ?)',
                              [GENERATION_KEY, str(new_generation)])
                 conn.execute('INSERT OR REPLACE INTO "_bakestore_meta"(key, value) VALUES (?, ?)',
                              ["hlc", store.clock.high_water])
                 conn.execute("COMMIT")
+                committed = True
                 _fault("sync-after-live-commit")
             else:
                 conn.execute("ROLLBACK")
@@ -1519,6 +1695,10 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:  # the original error is the one to raise; closing rolls back anyway
                     log.exception("ROLLBACK after a failed sync failed")
+            if report.restore_point is not None and not committed:
+                # Nothing changed: a restore point of this round would only mislead `undo`.
+                _discard_restore_point(report.restore_point)
+                report.restore_point = record.restore_point = None
             if not dry_run and record.outcome == "started":
                 refused = isinstance(exc, (ShrinkRefusedError, SyncError))
                 record.outcome = "refused" if refused else "failed"
@@ -1532,6 +1712,16 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
             if conn is not None:
                 conn.close()
             state_db.close()
+
+
+def _discard_restore_point(point: Path) -> None:
+    for path in (point, point.with_name(point.name + ".json")):  # the file and its check record
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("%s: could not remove the restore point of a sync that changed nothing: %s", path, exc)
 
 
 def _audit(store: "Store", record: audit.AuditRecord, started: float) -> str:

@@ -57,3 +57,110 @@ def test_undoing_a_sync_and_syncing_again_propagates_the_undo(pair: tuple[Store,
     sync(b, shared)
     assert b.get("suppliers", row["id"])["notes"] == "A's notes", "the undo did not reach the other device"
     base.assert_converged([a, b], tmp_path)
+
+
+# --------------------------------------------------------------------------- finding 3: one bad line, one device
+
+
+def _break_a_check_rule(shared: Path, device: str, table: str, row_id: str, field: str, value: Any) -> None:
+    """Rewrite ``device``'s snapshot consistently (manifest, sizes and checksums all match) with one
+    line whose JSON types are right but which breaks a CHECK rule: a hand-edited file, or a peer
+    on another bakestore build."""
+    from bakestore.sync import read_snapshot, write_snapshot
+
+    folder = base.device_dir(shared, device)
+    snap = read_snapshot(folder, expect_device=device)
+    version, line = snap.state.rows[table][row_id]
+    row = json.loads(line)
+    row[field] = value
+    snap.state.rows[table][row_id] = (version, json.dumps(row, sort_keys=True, separators=(",", ":"),
+                                                          ensure_ascii=False))
+    write_snapshot(folder, snap.state, device_id=device, sequence=99)
+
+
+def test_a_line_breaking_a_check_rule_skips_only_that_device_and_names_the_line(
+        make_store: Callable[[str], Store], shared: Path) -> None:
+    """Such a line was accepted when read; every sync then failed in the apply step with a message
+    naming no device, file or line, and the device was never skipped: nobody could sync."""
+    a, b, c = make_store(DEVICE_A), make_store(DEVICE_B), make_store(base.DEVICE_C)
+    exchange([a, b, c], shared, rounds=1)
+    bad = base.make_supplier(b, "acme")
+    sync(b, shared)
+    _break_a_check_rule(shared, DEVICE_B, "suppliers", bad["id"], "slug", "x" * 500)
+    good = base.make_supplier(c, "bakers")
+    sync(c, shared)
+    points_before = a.restore_points()
+    report = sync(a, shared)
+    assert a.get("suppliers", good["id"])["slug"] == "bakers", "the other devices still sync"
+    assert not list(a.rows("suppliers", where="id = ?", params=[bad["id"]]))
+    status = {d.device_id: d for d in report.devices}
+    assert status[base.DEVICE_C].status == "accepted" and status[DEVICE_B].status == "skipped"
+    message = status[DEVICE_B].message or ""
+    assert f"bakestore-v1/devices/{DEVICE_B}/tables/suppliers.ndjson:1: suppliers.slug" in message
+    assert "\n" not in message and "skipped this round" in message
+    assert len(a.restore_points()) == len(points_before) + 1  # for C's rows, which did change A
+    # Once B writes a good snapshot again, its rows come through.
+    b.update("suppliers", bad["id"], {"notes": "fixed"})
+    sync(b, shared)
+    sync(a, shared)
+    assert a.get("suppliers", bad["id"])["notes"] == "fixed"
+
+
+def test_a_conflict_copy_with_a_line_breaking_a_check_rule_is_ignored(pair: tuple[Store, Store],
+                                                                       shared: Path) -> None:
+    a, b = pair
+    row = base.make_supplier(b, "acme")
+    sync(b, shared)
+    tables = base.device_dir(shared, DEVICE_B) / "tables"
+    line = json.loads((tables / "suppliers.ndjson").read_text(encoding="utf-8").splitlines()[0])
+    line["slug"] = "y" * 500
+    (tables / "suppliers.sync-conflict-20260105-101112-ABCDEFG.ndjson").write_text(
+        json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8")
+    report = sync(a, shared)
+    assert a.get("suppliers", row["id"])["slug"] == "acme"
+    assert any("suppliers.slug" in d and "ignored" in d for d in report.debris)
+
+
+def test_a_refused_sync_leaves_no_restore_point(pair: tuple[Store, Store], shared: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sync refused at the apply step (the last line of defence) took its restore point first,
+    so every retry added one and real restore points were pushed out of retention."""
+    import bakestore.sync as sync_module
+
+    a, b = pair
+    bad = base.make_supplier(b, "acme")
+    sync(b, shared)
+    _break_a_check_rule(shared, DEVICE_B, "suppliers", bad["id"], "slug", "x" * 500)
+    # Reach the apply step's refusal: switch off the snapshot's CHECK-rule validation.
+    monkeypatch.setattr(sync_module.RowRules, "add", lambda self, *args: None)
+    points, fingerprint = a.restore_points(), db_fingerprint(a.path)
+    for _ in range(3):
+        with pytest.raises(base.SyncError, match="breaks a rule of the database"):
+            sync(a, shared)
+    assert a.restore_points() == points
+    assert db_fingerprint(a.path) == fingerprint
+    record = next(audit.read(a.path))
+    assert record["outcome"] == "refused" and not record.get("restore_point")
+
+
+def test_a_sync_failing_after_its_restore_point_removes_it(pair: tuple[Store, Store], shared: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from bakestore.clock import HybridLogicalClock
+
+    a, b = pair
+    base.make_supplier(b, "acme")
+    sync(b, shared)
+    points, fingerprint = a.restore_points(), db_fingerprint(a.path)
+    restore_dir_before = sorted(p.name for p in points[0].parent.iterdir()) if points else []
+
+    def broken(self: Any) -> str:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(HybridLogicalClock, "high_water", property(broken))
+    with pytest.raises(OSError):
+        sync(a, shared)
+    monkeypatch.undo()
+    assert a.restore_points() == points and db_fingerprint(a.path) == fingerprint
+    if points:
+        assert sorted(p.name for p in points[0].parent.iterdir()) == restore_dir_before  # no check record left
+    assert next(audit.read(a.path))["outcome"] == "failed"
