@@ -23,9 +23,11 @@ from urllib.parse import quote, unquote, urlencode
 from datasette.utils.asgi import Response
 
 from .. import audit as audit_log
-from ..watch import watcher_status
+from ..watch import default_watch_dir, watcher_status
 from ..errors import (
     BakestoreError,
+    CancelledError,
+    ConflictError,
     DeleteRestrictedError,
     ForensicsError,
     LockedError,
@@ -39,7 +41,8 @@ from ..errors import (
 from ..exports import MANIFEST, list_exports
 from ..registry import REGISTRY, TableSpec
 from ..restore import RestoreResult, list_restore_points
-from ..store import Store
+from ..cli.core import audited_delete, delete_plan
+from ..store import DeleteResult, Store
 from . import forms
 from .charts import timeline_svg
 from .config import UIConfig
@@ -69,7 +72,9 @@ def open_store(config: UIConfig) -> Store:
 
 
 def row_path(table: str, key: str) -> str:
-    return f"/data/{table}/{quote(key, safe='/')}"
+    # Every character that could end the key is encoded, "/" included: a key "x/delete" must not
+    # open the delete page of "x". The routes take the key up to /edit, /delete or the end.
+    return f"/data/{table}/{quote(key, safe='')}"
 
 
 def _active(path: str) -> str:
@@ -212,8 +217,8 @@ def _dashboard_data(config: UIConfig) -> dict[str, Any]:
                                         for s in specs]
         groups.append({"name": group, "tables": tables, "rows": sum(t["rows"] for t in tables),
                        "system": all(s.is_system for s in specs)})
-    exports = list_exports(config.export_dir)
-    return {"groups": groups, "health": health, "last_export": export_info(exports[-1]) if exports else None,
+    exports = all_exports(config)
+    return {"groups": groups, "health": health, "last_export": _export_entry(*exports[-1]) if exports else None,
             "export_count": len(exports), "last_point": point_info(points[0]) if points else None,
             "point_count": len(points), "watcher": watcher_info(config.db_path),
             "total_rows": sum(counts[s.name] for s in REGISTRY.domain_tables)}
@@ -358,30 +363,87 @@ async def row_detail(datasette: Any, request: Any) -> Response:
 
 
 def _form_page(config: UIConfig, table: str, key: str | None, raw: Mapping[str, str] | None = None,
-               errors: Mapping[str, str] | None = None) -> dict[str, Any]:
+               errors: Mapping[str, str] | None = None, contested: list[str] | None = None) -> dict[str, Any]:
     spec = _spec(table)
     if not forms.editable(spec):
         raise ValidationError(f"{spec.name}: bakestore's own bookkeeping table; it is read-only here", table=spec.name)
     with open_store(config) as store:
         row = store.get(spec.name, key) if key is not None else None
         fields = forms.build_fields(store, spec, row, raw=raw, errors=errors)
+        if row is not None and contested:
+            notes = forms.current_notes(store, spec, row, contested)
+            for f in fields:
+                f.current = notes.get(f.name)
         label = forms.row_label(store, spec, row) if row else None
         url_key = forms.row_url_key(store, spec, row) if row else None
-    return {"spec": spec, "fields": fields, "row": row, "label": label, "key": url_key}
+    context = {"spec": spec, "fields": fields, "row": row, "label": label, "key": url_key}
+    if row is not None:
+        if raw is None:
+            context.update(row_version=row["row_version"], shown=forms.shown_token(fields), contested="")
+        else:
+            # Shown again after an error: the page is still based on what was first opened, so
+            # the version and the digests are the posted ones, never the row's current ones
+            # (that would let the next save pass the version check with old values in the boxes).
+            context.update(row_version=raw.get("_row_version", ""), shown=raw.get(forms.SHOWN_FIELD, ""),
+                           contested=raw.get(forms.CONTESTED_FIELD, ""))
+    return context
 
 
-def _save(config: UIConfig, table: str, key: str | None, form: Mapping[str, str]) -> str:
-    """Insert or update through the store; returns the URL key of the saved row."""
+def _conflict_page(config: UIConfig, table: str, key: str, form: Mapping[str, str]) -> dict[str, Any]:
+    """The edit form after a conflict: rebased on the row as it is now (see :func:`forms.rebase`)."""
     spec = _spec(table)
     with open_store(config) as store:
-        data = forms.parse_form(store, spec, form, update=key is not None)
-        if key is not None:
-            # The version the editor was showing: a change made meanwhile (sync, another window,
-            # the CLI) is not silently overwritten.
-            saved = store.update(spec.name, key, data, expected_version=form.get("_row_version") or None)
-        else:
-            saved = store.insert(spec.name, data)
-        return forms.row_url_key(store, spec, saved)
+        row = store.get(spec.name, key)
+        raw, notes, shown, contested = forms.rebase(store, spec, row, form, forms.read_shown(form))
+        fields = forms.build_fields(store, spec, row, raw=raw)
+        for f in fields:
+            f.current = notes.get(f.name)
+        label = forms.row_label(store, spec, row)
+        url_key = forms.row_url_key(store, spec, row)
+    return {"spec": spec, "fields": fields, "row": row, "label": label, "key": url_key,
+            "row_version": row["row_version"], "shown": shown, "contested": contested}
+
+
+class _Contested(ConflictError):
+    """A save from a conflict page would replace values changed meanwhile, without the tick."""
+
+    def __init__(self, fields: list[str]) -> None:
+        super().__init__(f"not saved: {', '.join(fields)} changed meanwhile")
+        self.fields = fields
+
+
+def _save(config: UIConfig, table: str, key: str | None, form: Mapping[str, str]) -> tuple[str, bool]:
+    """Insert or update through the store; returns the URL key of the row and whether it was written."""
+    spec = _spec(table)
+    with open_store(config) as store:
+        if key is None:
+            saved = store.insert(spec.name, forms.parse_form(store, spec, form, update=False))
+            return forms.row_url_key(store, spec, saved), True
+        # The version the editor was showing: a change made meanwhile (sync, another window, the
+        # CLI) is not silently overwritten. Checked first, so a conflict is reported even when
+        # an input also has a mistake.
+        expected = form.get("_row_version") or None
+        current = store.get(spec.name, key)
+        if expected is not None and current["row_version"] != expected:
+            raise ConflictError(f"{spec.name} {current['id']} was changed by someone else since it was read "
+                                f"(version {current['row_version']}, expected {expected}); nothing was saved")
+        still = forms.contested_still(spec, form)
+        if still:
+            raise _Contested(still)
+        data = forms.parse_form(store, spec, form, update=True, shown=forms.read_shown(form))
+        if not data:
+            return forms.row_url_key(store, spec, current), False
+        saved = store.update(spec.name, current["id"], data, expected_version=expected)
+        return forms.row_url_key(store, spec, saved), True
+
+
+_CONFLICT_MESSAGE = ("Not saved: this row was changed by someone else (another window, a sync or the command "
+                     "line) since this page was opened. The boxes now hold the row as it is, with your changes "
+                     "kept; where the row changed in a box you changed too, its current value is shown below "
+                     "that box. Check them and save again.")
+_CONTESTED_MESSAGE = ("Not saved: some of your values would replace values that were changed meanwhile (shown "
+                      "below their boxes). Tick “replace them with mine” to keep yours, or put the current values "
+                      "back.")
 
 
 async def _form_view(datasette: Any, request: Any, key: str | None) -> Response:
@@ -391,7 +453,18 @@ async def _form_view(datasette: Any, request: Any, key: str | None) -> Response:
     if request.method == "POST":
         form = await _form(request)
         try:
-            saved_key = await in_thread(_save, config, table, key, form)
+            saved_key, written = await in_thread(_save, config, table, key, form)
+        except _Contested as exc:
+            data = await in_thread(_form_page, config, table, key, raw=form, contested=exc.fields)
+            return await render(datasette, request, "data_form.html",
+                                {"title": template_title, **data, "form_error": _CONTESTED_MESSAGE,
+                                 "field_error_summary": None}, status=400)
+        except ConflictError:
+            assert key is not None
+            data = await in_thread(_conflict_page, config, table, key, form)
+            return await render(datasette, request, "data_form.html",
+                                {"title": template_title, **data, "form_error": _CONFLICT_MESSAGE,
+                                 "field_error_summary": None}, status=400)
         except BakestoreError as exc:
             spec = _spec(table)
             field = forms.field_of(spec, exc)
@@ -401,7 +474,8 @@ async def _form_view(datasette: Any, request: Any, key: str | None) -> Response:
             return await render(datasette, request, "data_form.html",
                                 {"title": template_title, **data, "form_error": None if field else str(exc),
                                  "field_error_summary": str(exc) if field else None}, status=400)
-        _flash(datasette, request, f"Saved {table} {saved_key}.")
+        _flash(datasette, request, f"Saved {table} {saved_key}." if written
+               else "Nothing to save: no field was changed.")
         return _redirect(row_path(table, saved_key))
     data = await in_thread(_form_page, config, table, key)
     return await render(datasette, request, "data_form.html", {"title": template_title, **data})
@@ -415,12 +489,38 @@ async def row_edit(datasette: Any, request: Any) -> Response:
     return await _form_view(datasette, request, unquote(request.url_vars["key"]))
 
 
-def _delete(config: UIConfig, table: str, key: str) -> str:
+def plan_fingerprint(result: DeleteResult) -> str:
+    """Names exactly what a delete removes and clears: the page posts it back with the confirmation."""
+    doc = {"row": [result.table, result.id], "removed": sorted(result.cascaded), "cleared": sorted(result.nulled)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _delete_page(config: UIConfig, table: str, key: str) -> dict[str, Any]:
+    """The row, and everything deleting it would remove or clear, planned as the store does it."""
+    data = _row_page(config, table, key)
+    context: dict[str, Any] = {"plan": None, "plan_refusal": None, "plan_token": None}
+    with open_store(config) as store:
+        try:
+            result = store.delete(table, str(data["row"]["id"]), dry_run=True)
+        except DeleteRestrictedError as exc:
+            context["plan_refusal"] = str(exc)
+            return {**data, **context}
+    counts = delete_plan(result)
+    removed = [{"table": t, "rows": n, "this": t == result.table} for t, n in counts["removed"].items()]
+    cleared = [{"table": c.split(".")[0], "column": c.split(".", 1)[1], "rows": n} for c, n in counts["cleared"].items()]
+    context["plan"] = {"removed": removed, "cleared": cleared, "total": sum(counts["removed"].values())}
+    context["plan_token"] = plan_fingerprint(result)
+    return {**data, **context}
+
+
+def _delete(config: UIConfig, table: str, key: str, token: str) -> str:
     spec = _spec(table)
     if not forms.editable(spec):
         raise ValidationError(f"{spec.name}: bakestore's own bookkeeping table; it is read-only here", table=spec.name)
     with open_store(config) as store:
-        result = store.delete(spec.name, key)
+        # Only the plan the page showed is carried out; the delete is audited like every other.
+        result = audited_delete(store, spec.name, key, expected=lambda plan: plan_fingerprint(plan) == token,
+                                via="ui")
     message = f"Deleted {table} {key}."
     if result.cascaded:
         message += f" Also deleted {len(result.cascaded)} row(s) that depended on it (ON DELETE CASCADE)."
@@ -439,13 +539,16 @@ async def row_delete(datasette: Any, request: Any) -> Response:
             error = "Deleting needs the confirmation: tick the box and press Delete."
         else:
             try:
-                message = await in_thread(_delete, config, table, key)
+                message = await in_thread(_delete, config, table, key, form.get("plan", ""))
+            except CancelledError:
+                error = ("Nothing was deleted: the rows it would remove or clear changed since this page was shown. "
+                         "Check the list below and confirm again.")
             except (DeleteRestrictedError, ValidationError) as exc:
                 error = str(exc)
             else:
                 _flash(datasette, request, message)
                 return _redirect(f"/data/{table}")
-    data = await in_thread(_row_page, config, table, key)
+    data = await in_thread(_delete_page, config, table, key)
     return await render(datasette, request, "data_delete.html",
                         {"title": f"Delete {table}: {data['label']}", **data, "error": error},
                         status=400 if error else 200)
@@ -454,10 +557,38 @@ async def row_delete(datasette: Any, request: Any) -> Response:
 # --------------------------------------------------------------------------- backups
 
 
+def auto_export_dirs(config: UIConfig) -> list[Path]:
+    """Where ``bakestore watch`` writes its exports for this database: its default folder
+    (``<db>-exports/auto``) and the folder a running or last watcher reports."""
+    dirs = [default_watch_dir(config.db_path)]
+    status = watcher_status(config.db_path) or {}
+    if isinstance(status.get("export_dir"), str) and status["export_dir"]:
+        dirs.append(Path(status["export_dir"]))
+    out: list[Path] = []
+    for folder in dirs:
+        if folder.resolve() != config.export_dir.resolve() and folder.resolve() not in [d.resolve() for d in out]:
+            out.append(folder)
+    return out
+
+
+def all_exports(config: UIConfig) -> list[tuple[Path, bool]]:
+    """Every export the UI offers, oldest first: (folder, written automatically by the watcher)."""
+    found = [(p, False) for p in list_exports(config.export_dir)]
+    for folder in auto_export_dirs(config):
+        found.extend((p, True) for p in list_exports(folder))
+    # Export names start with their UTC time: by name is by time, whichever folder they are in.
+    return sorted(found, key=lambda item: (item[0].name, item[1]))
+
+
+def _export_entry(path: Path, automatic: bool) -> dict[str, Any]:
+    return {**export_info(path), "automatic": automatic, "param": "auto" if automatic else "export"}
+
+
 def _backups_data(config: UIConfig) -> dict[str, Any]:
-    exports = [export_info(p) for p in reversed(list_exports(config.export_dir))]
+    exports = [_export_entry(p, auto) for p, auto in reversed(all_exports(config))]
     points = [point_info(p) for p in list_restore_points(config.db_path)]
-    return {"exports": exports, "points": points, "export_dir": str(config.export_dir)}
+    return {"exports": exports, "points": points, "export_dir": str(config.export_dir),
+            "auto_dirs": [str(d) for d in auto_export_dirs(config)]}
 
 
 async def backups(datasette: Any, request: Any) -> Response:
@@ -493,6 +624,12 @@ def _resolve_source(config: UIConfig, params: Mapping[str, str]) -> tuple[Path, 
             if path.name == params["export"]:
                 return path, f"export {path.name}", {"export": path.name}
         raise SourceError(f"no export named {params['export']!r} in {config.export_dir}")
+    if params.get("auto"):
+        for folder in auto_export_dirs(config):
+            for path in list_exports(folder):
+                if path.name == params["auto"]:
+                    return path, f"automatic export {path.name}", {"auto": path.name}
+        raise SourceError(f"no automatic export named {params['auto']!r}")
     if params.get("point"):
         for path in list_restore_points(config.db_path):
             if path.name == params["point"]:
@@ -538,7 +675,7 @@ def _preview(config: UIConfig, operation: str, params: Mapping[str, str]) -> dic
                 context["source_label"], context["source_params"] = label, source_params
                 result = store.restore(source, dry_run=True, allow_shrink=allow_shrink)
     except (ShrinkRefusedError, SourceError, ValidationError, RestoreError, LockedError) as exc:
-        context["refusal"] = str(exc)
+        context["refusal"] = _web_words(str(exc))
         context["shrink_refused"] = isinstance(exc, ShrinkRefusedError)
         return context
     context["preview"] = diff_rows(result)
@@ -546,22 +683,27 @@ def _preview(config: UIConfig, operation: str, params: Mapping[str, str]) -> dic
     return context
 
 
+def _web_words(message: str) -> str:
+    """A refusal worded for the command line, said as this page says it."""
+    return message.replace(" (pass --allow-shrink if this is intended)", "")
+
+
 def _apply(config: UIConfig, operation: str, params: Mapping[str, str]) -> RestoreResult:
     allow_shrink = params.get("allow_shrink") == "1"
     expected = params.get("fingerprint", "")
     with open_store(config) as store:
+        def same_as_previewed(result: RestoreResult) -> bool:
+            return diff_fingerprint(result) == expected
+
         if operation == "undo":
-            # undo() takes no confirm callback: at least make sure it puts back the point previewed.
             points = store.restore_points()
             if not points or points[0].name != params.get("undo_point"):
                 raise RestoreError("undo cancelled; nothing was changed (the newest restore point is not the "
                                    "one previewed)")
-            return store.undo()
+            # As a restore: what is applied is exactly the diff the preview showed (the data may
+            # have changed since), checked inside the operation before anything changes.
+            return store.undo(expected_point=points[0], confirm=same_as_previewed)
         source, _, _ = _resolve_source(config, params)
-
-        def same_as_previewed(result: RestoreResult) -> bool:
-            return diff_fingerprint(result) == expected
-
         return store.restore(source, allow_shrink=allow_shrink, confirm=same_as_previewed)
 
 
@@ -587,7 +729,7 @@ async def _restore_flow(datasette: Any, request: Any, operation: str) -> Respons
                 context["error"] = ("Nothing was changed: the data or the source changed since the preview. "
                                     "Check the new preview below and confirm again.")
             else:
-                context["error"] = f"Nothing was changed: {exc}"
+                context["error"] = f"Nothing was changed: {_web_words(str(exc))}"
             return await render(datasette, request, "restore_confirm.html", {"title": title, **context}, status=400)
         verb = "Undid the last restore" if operation == "undo" else f"Restored from {result.source_label}"
         point = f" A restore point of the previous data was taken ({result.restore_point.name}); " \
