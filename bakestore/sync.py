@@ -907,6 +907,27 @@ def _restamp(line: str, version: str) -> str:
     return encode_row(columns, tuple(row[c] for c in columns))
 
 
+_SEEDS: dict[TombKey, dict[str, Any]] | None = None
+_SEED_STAMPS = ("created_at", "updated_at", "row_version")
+
+
+def untouched_seed(table: str, row_id: str, line: str) -> bool:
+    """Is ``line`` a seed row as seeding wrote it: every seeded value as seeded, and never updated
+    (``updated_at == created_at``)? An edit through the API changes ``updated_at``; one outside it
+    changes a value."""
+    global _SEEDS
+    if _SEEDS is None:
+        from .seeds import seed_rows
+
+        _SEEDS = {(t, row["id"]): row for t, rows in seed_rows().items() for row in rows}
+    seed = _SEEDS.get((table, row_id))
+    if seed is None:
+        return False
+    row = decode_row(line)
+    return row.get("updated_at") == row.get("created_at") and all(
+        row.get(column) == value for column, value in seed.items() if column not in _SEED_STAMPS)
+
+
 def capture(live: State, baseline: Baseline | None, known: State, *, mint: Callable[[], str], now: str,
             registry: Registry = REGISTRY) -> Capture:
     """Turn the live database into state to merge (change capture without triggers).
@@ -920,11 +941,13 @@ def capture(live: State, baseline: Baseline | None, known: State, *, mint: Calla
       older row brought back by a restore) gets a fresh version;
     * a row in the baseline that vanished without a newer tombstone gets a fresh tombstone.
 
-    Without a baseline (first sync, or the state DB lags the live DB after a crash) nothing is
-    minted: rows are taken only when newer than what the others know, because a view artefact
-    (a nulled column, a revived parent) cannot be told from an edit; and a first sync adopts the
-    others' seed rows (units, recipe categories) rather than its own freshly seeded copies, so a
-    new device never reverts edits made to them elsewhere.
+    Without a baseline (first sync, or the state DB lags the live DB after a crash) rows are taken
+    only when newer than what the others know, because a view artefact (a nulled column, a revived
+    parent) cannot be told from an edit. Seed rows (units, recipe categories: the same ids on every
+    device) are the exception both ways: this device's *untouched* copy is never taken over the
+    others' (so a new device never reverts edits made to them elsewhere), and this device's own
+    edit to one (a write with a version of its own) wins over the others' untouched copy even when
+    that copy was seeded later, by a fresh version; two edits compare by version as usual.
     """
     out = Capture(State())
     for spec in registry.exported_tables:
@@ -950,8 +973,22 @@ def capture(live: State, baseline: Baseline | None, known: State, *, mint: Calla
             seen = known_rows.get(row_id)
             tomb = known.tombs.get((table, row_id))
             if baseline is None:
-                if seen is not None and (spec.is_seed or seen[0] >= version):
-                    out.adopted_seed_rows += spec.is_seed
+                if seen is not None and spec.is_seed and seen[1] != line:
+                    if untouched_seed(table, row_id, line):
+                        out.adopted_seed_rows += 1  # our fresh copy: theirs may carry an edit
+                        continue
+                    if version != seen[0] and untouched_seed(table, row_id, seen[1]):
+                        # Our own edit (a write of its own version) against their untouched copy:
+                        # ours wins even where their copy was seeded later (a newer version).
+                        if version < seen[0]:
+                            fresh = mint()
+                            out.state.put_row(table, row_id, (fresh, _restamp(line, fresh)))
+                            out.minted_versions.append((table, row_id))
+                        else:
+                            out.state.put_row(table, row_id, (version, line))
+                        out.rows += 1
+                        continue
+                if seen is not None and seen[0] >= version:
                     continue
                 out.state.put_row(table, row_id, (version, line))
                 out.rows += 1

@@ -164,3 +164,67 @@ def test_a_sync_failing_after_its_restore_point_removes_it(pair: tuple[Store, St
     if points:
         assert sorted(p.name for p in points[0].parent.iterdir()) == restore_dir_before  # no check record left
     assert next(audit.read(a.path))["outcome"] == "failed"
+
+
+# --------------------------------------------------------------------------- finding 2: own edits to seeded rows
+
+
+@pytest.mark.parametrize("seeded_first", ["other device", "this device"])
+def test_a_first_sync_keeps_this_devices_edits_to_seeded_rows(make_store: Callable[[str], Store], shared: Path,
+                                                              tmp_path: Path, seeded_first: str) -> None:
+    """A device used alone for a while edits a recipe category and a unit, then joins: its first
+    sync adopted every seed row of the others, silently reverting its own edits."""
+    if seeded_first == "other device":
+        b = make_store(DEVICE_B)  # older, untouched seed rows
+        sync(b, shared)
+        a = make_store(DEVICE_A)
+    else:
+        a = make_store(DEVICE_A)
+        b = make_store(DEVICE_B)  # seeded after A: its untouched copies carry *newer* versions
+        sync(b, shared)
+    a.update("recipe_categories", "cakes", {"name": "Cakes & Tortes", "description": "Layer cakes and sponges"})
+    a.update("units", "cup", {"display_name": "US cup (240 ml)"})
+    report = sync(a, shared)
+    assert report.mode == "first-sync" and report.captured["adopted_seed_rows"] > 0  # the untouched ones
+    for store in (a, b):
+        if store is b:
+            sync(b, shared)
+        assert store.get("recipe_categories", "cakes")["name"] == "Cakes & Tortes"
+        assert store.get("recipe_categories", "cakes")["description"] == "Layer cakes and sponges"
+        assert store.get("units", "cup")["display_name"] == "US cup (240 ml)"
+        assert store.get("units", "g")["display_name"] == "gram"
+    base.assert_converged([a, b], tmp_path)
+
+
+def test_two_edits_to_a_seeded_row_on_a_first_sync_compare_by_version(make_store: Callable[[str], Store],
+                                                                      shared: Path, tmp_path: Path) -> None:
+    a, b = make_store(DEVICE_A), make_store(DEVICE_B)
+    a.update("units", "cup", {"display_name": "cup (A, older)"})
+    b.update("units", "cup", {"display_name": "cup (B, newer)"})
+    sync(b, shared)
+    sync(a, shared)
+    sync(b, shared)
+    for store in (a, b):
+        assert store.get("units", "cup")["display_name"] == "cup (B, newer)"
+    base.assert_converged([a, b], tmp_path)
+
+
+def test_a_recovery_round_keeps_this_devices_newer_edit_to_a_seeded_row(pair: tuple[Store, Store],
+                                                                        shared: Path, tmp_path: Path) -> None:
+    """A round without a baseline (the state DB lags the live DB) adopted every known seed row,
+    even over a newer edit made here."""
+    from bakestore.sync import state_path_for
+    from bakestore.sqlite import sqlite3
+
+    a, b = pair
+    a.update("units", "cup", {"display_name": "US cup (240 ml)"})
+    conn = sqlite3.connect(str(state_path_for(a.path)))
+    with conn:
+        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 7 WHERE key = 'generation'")
+    conn.close()
+    report = sync(a, shared)
+    assert report.mode == "recovery"
+    assert a.get("units", "cup")["display_name"] == "US cup (240 ml)"
+    sync(b, shared)
+    assert b.get("units", "cup")["display_name"] == "US cup (240 ml)"
+    base.assert_converged([a, b], tmp_path)
