@@ -41,7 +41,7 @@ from ..errors import (
 from ..exports import MANIFEST, list_exports
 from ..registry import REGISTRY, TableSpec
 from ..restore import RestoreResult, list_restore_points
-from ..cli.core import audited_delete, delete_plan
+from ..deletes import audited_delete, delete_plan
 from ..store import DeleteResult, Store
 from . import forms
 from .charts import timeline_svg
