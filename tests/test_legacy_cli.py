@@ -60,6 +60,19 @@ def test_without_yes_it_asks_and_no_changes_nothing(tmp_path: Path) -> None:
     assert "legacy import done" in accepted.stdout and counts(db)["recipients"] == 1
 
 
+def test_end_of_input_at_the_prompt_is_a_no_audited_as_cancelled(tmp_path: Path) -> None:
+    db = tmp_path / "live.db"
+    assert run(db, str(SINGLE), "--yes").exit_code == 0
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    declined = run(db, str(SINGLE), input="")  # EOF at "Apply this legacy import?" (as Ctrl+D; Ctrl+C alike)
+    assert declined.exit_code == 1
+    assert "cancelled; nothing was changed" in declined.output and "Abort" not in declined.output
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    from bakestore import audit
+
+    assert next(audit.read(db))["outcome"] == "cancelled"
+
+
 def test_dry_run_and_json(tmp_path: Path) -> None:
     db = tmp_path / "live.db"
     result = run(db, str(SINGLE), "--dry-run", "--json")

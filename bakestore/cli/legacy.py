@@ -16,7 +16,7 @@ from .. import legacy
 from ..errors import LegacyFormatError
 from ..restore import RestoreResult
 from . import CliContext
-from .common import allow_shrink_option, dry_run_option, json_option, print_diff, progress_bar, yes_option
+from .common import allow_shrink_option, ask, dry_run_option, json_option, print_diff, progress_bar, yes_option
 
 #: Refused records listed on the terminal before "… and N more" (a refusal's report can be long).
 MAX_LISTED = 20
@@ -59,16 +59,16 @@ def import_legacy(obj: CliContext, path: Path, dry_run: bool, merge: bool, yes: 
         verb = "legacy merge" if merge else "legacy import"
         question = f"Apply this {verb}? A restore point of the current data is taken first"
         if not (dry_run or yes) and not merge:
-            def ask(report: object, preview: RestoreResult) -> bool:
+            def ask_inside(report: object, preview: RestoreResult) -> bool:
                 print_diff(preview)
-                return click.confirm(question, default=False)
+                return ask(question)  # Ctrl+C / end of input: a no, audited as cancelled
 
-            result = legacy.apply(store, translation, allow_shrink=allow_shrink, yes=False, confirm=ask)
+            result = legacy.apply(store, translation, allow_shrink=allow_shrink, yes=False, confirm=ask_inside)
         else:
             if not (dry_run or yes):
                 preview = legacy.apply(store, translation, dry_run=True, allow_shrink=allow_shrink)
                 print_diff(preview)
-                if not click.confirm(question, default=False):
+                if not ask(question):
                     raise click.ClickException(f"{verb} cancelled; nothing was changed")
             with progress_bar(verb, enabled=not as_json) as progress:
                 result = legacy.apply(store, translation, dry_run=dry_run, allow_shrink=allow_shrink,
