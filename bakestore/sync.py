@@ -21,8 +21,11 @@ The live database is a deterministic **view** of the merged state (:func:`materi
    every older update, and an update made after the delete was seen revives the row; on an exact
    tie the delete wins);
 2. UNIQUE rules: when two visible rows share a unique value (two devices created "flour"), the
-   one with the greater version stays visible, the other is hidden (kept in the state, shown
-   again if the winner goes away);
+   one with the greater version keeps it and the other stays visible under a disambiguated value
+   (``flour-3f2a1b``; its own value comes back when the clash goes), so nothing that points at
+   it is hidden; rows that clash on foreign keys only are the same relationship recorded twice:
+   the older is merged into the newer (hidden, its children re-pointed). UNIQUE and foreign-key
+   hiding run to a joint fixpoint (a winner hidden by a cascade gives its value back);
 3. foreign keys, when a visible child's parent is not visible (deleted on another device while
    this child was edited): a RESTRICT / NO ACTION child **revives its parent** from the parent's
    last known content (the child's edit shows the parent is still needed), reviving the parent's
@@ -254,7 +257,9 @@ def merge_states(*states: State) -> State:
 class Resolution:
     """One application of a written rule while building the view: reported to the user."""
 
-    rule: str  # "fk-revive-parent" | "fk-hide-child" | "fk-set-null" | "unique-hide"
+    # "fk-revive-parent" | "fk-hide-child" | "fk-set-null" | "fk-repoint" | "unique-rename" | "unique-merge"
+    # | "unique-hide"
+    rule: str
     table: str
     row_id: str
     detail: str
@@ -278,17 +283,290 @@ def _unique_sets(spec: TableSpec) -> list[tuple[str, ...]]:
     return sets
 
 
+def _renamable(spec: TableSpec, cols: tuple[str, ...]) -> list[str]:
+    """The columns of a UNIQUE set whose value can carry a disambiguating suffix: text that is not
+    a foreign key, names and slugs first. A set without one (only foreign keys and numbers) is a
+    relationship recorded twice: its rows are the same thing."""
+    fk_columns = {fk.column for fk in spec.foreign_keys}
+    found = [c for c in cols if c not in fk_columns and spec.column(c).kind == "text"]
+    return sorted(found, key=lambda c: (0 if ("name" in c or c in ("slug", "code")) else 1, cols.index(c)))
+
+
+def _disambiguated(spec: TableSpec, column: str, value: str, row_id: str, attempt: int) -> str:
+    """``value`` with a short suffix taken from the row's id (longer on a later attempt): the same
+    on every device. Slug-like values get ``-3f2a1b``, names `` (3f2a1b)``."""
+    hexid = row_id.replace("-", "")
+    suffix = hexid[-(6, 12, 32)[attempt]:]
+    slug_like = column == "slug" or column.endswith(("_slug", "code")) or column in ("gtin",)
+    tail = f"-{suffix}" if slug_like else f" ({suffix})"
+    limit = spec.column(column).max_length
+    if limit is not None and len(value) + len(tail) > limit:
+        value = value[:max(0, limit - len(tail))]
+    return value + tail
+
+
+class _ViewBuilder:
+    """One pass of :func:`materialize` with the rows in ``excluded`` kept out of the UNIQUE
+    contests (they were hidden by a foreign key while holding a claim in an earlier pass)."""
+
+    def __init__(self, specs: list[TableSpec], registry: Registry, alive: dict[str, dict[str, str]],
+                 dead: dict[TombKey, str], versions: dict[TombKey, str], excluded: set[TombKey],
+                 decoded: dict[str, dict[str, Any]], rules: list["RowRules"]) -> None:
+        self.specs, self.registry, self.versions, self.excluded = specs, registry, versions, excluded
+        self.visible = {table: dict(rows) for table, rows in alive.items()}
+        self.dead = dict(dead)
+        self.decoded = decoded
+        self.rules = rules
+        self.resolutions: list[Resolution] = []
+        self.claims: dict[str, dict[tuple[str, ...], dict[tuple[Any, ...], str]]] = {
+            s.name: {cols: {} for cols in _unique_sets(s)} for s in specs if _unique_sets(s)}
+        self.beat: set[TombKey] = set()  # claim holders that kept another row out or renamed it
+        self.redirect: dict[TombKey, str] = {}  # a merged duplicate → the row it is the same as
+        self.hidden_by_fk: set[TombKey] = set()
+
+    # -- rows
+
+    def row(self, table: str, row_id: str) -> dict[str, Any]:
+        line = self.visible[table].get(row_id) or self.dead[(table, row_id)]
+        return self.parsed(line)
+
+    def parsed(self, line: str) -> dict[str, Any]:
+        # Keyed by the line itself: a rewritten row is a new line (str hashes are cached).
+        value = self.decoded.get(line)
+        if value is None:
+            value = self.decoded[line] = json.loads(line)
+        return value
+
+    def rewrite(self, table: str, row_id: str, changes: dict[str, Any]) -> None:
+        full = decode_row(self.visible[table][row_id])
+        full.update(changes)
+        columns = tuple(sorted(full))
+        self.visible[table][row_id] = encode_row(columns, tuple(full[c] for c in columns))
+
+    # -- UNIQUE
+
+    def _keys(self, table: str, row: dict[str, Any]) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
+        keys = [(cols, tuple(row.get(c) for c in cols)) for cols in self.claims.get(table, {})]
+        return [(cols, value) for cols, value in keys if None not in value]
+
+    def _clashes(self, table: str, row: dict[str, Any]) -> list[tuple[tuple[str, ...], str]]:
+        claims = self.claims.get(table, {})
+        return [(cols, claims[cols][value]) for cols, value in self._keys(table, row) if value in claims[cols]]
+
+    def _claim(self, table: str, row_id: str, row: dict[str, Any]) -> None:
+        for cols, value in self._keys(table, row):
+            self.claims[table][cols][value] = row_id
+
+    def _valid(self, spec: TableSpec, row: dict[str, Any]) -> bool:
+        if not self.rules:
+            self.rules.append(RowRules("view", lambda spec, key, version: f"{spec.name} {key[1]}"))
+        rules = self.rules[0]
+        try:
+            rules.add(spec, (spec.name, str(row.get("id"))), str(row.get("row_version")), row)
+            rules.flush()
+        except ValidationError:
+            return False
+        return True
+
+    def admit(self, spec: TableSpec, row_id: str, *, reviving: bool = False) -> bool:
+        """Give a visible row its UNIQUE values, in version order (newest first). A row whose value
+        is taken stays visible under a disambiguated value (``unique-rename``); where the clashing
+        values are all foreign keys it is the same relationship recorded twice: it is merged into
+        the holder (``unique-merge``: hidden, its children re-pointed). Only if neither is possible
+        is it hidden (``unique-hide``). Returns False when the row did not stay visible (a revival
+        only looks: it changes nothing then)."""
+        table = spec.name
+        row = self.row(table, row_id)
+        clashes = self._clashes(table, row)
+        if not clashes:
+            self._claim(table, row_id, row)
+            return True
+        if any(not _renamable(spec, cols) for cols, _ in clashes):
+            if reviving:
+                self.beat.update((table, holder) for _, holder in clashes)
+                return False
+            cols, holder = next((c, h) for c, h in clashes if not _renamable(spec, c))
+            del self.visible[table][row_id]
+            self.redirect[(table, row_id)] = holder
+            self.beat.add((table, holder))
+            self.resolutions.append(Resolution(
+                "unique-merge", table, row_id, f"same {', '.join(cols)} as newer row {holder}: the same thing "
+                "recorded twice, shown once (its rows point to that one; it comes back if that row goes)"))
+            return False
+        renamed = dict(row)
+        changes: dict[str, Any] = {}
+        for attempt in range(3):
+            for cols, _ in self._clashes(table, renamed):
+                column = _renamable(spec, cols)[0]
+                original = row[column]
+                changes[column] = renamed[column] = _disambiguated(spec, column, original, row_id, attempt)
+            if not self._clashes(table, renamed):
+                break
+        holders = sorted({holder for _, holder in clashes})
+        self.beat.update((table, holder) for holder in holders)
+        if self._clashes(table, renamed) or not self._valid(spec, renamed):
+            if reviving:
+                return False
+            del self.visible[table][row_id]
+            self.resolutions.append(Resolution("unique-hide", table, row_id,
+                                               f"same {', '.join(clashes[0][0])} as newer row {clashes[0][1]}"))
+            return False
+        self.rewrite(table, row_id, changes)
+        self._claim(table, row_id, self.row(table, row_id))
+        shown = "; ".join(f"{c} {row[c]!r} is shown as {v!r}" for c, v in sorted(changes.items()))
+        clashing = ", ".join(dict.fromkeys(c for cols, _ in clashes for c in cols))
+        self.resolutions.append(Resolution(
+            "unique-rename", table, row_id, f"same {clashing} as newer row {', '.join(holders)}: {shown} until "
+            "one of them is renamed, merged or deleted"))
+        return True
+
+    def contest(self, spec: TableSpec) -> None:
+        table = spec.name
+        if self.redirect:
+            self.repoint(spec)
+        if table not in self.claims:
+            return
+        rows = self.visible[table]
+        for row_id in sorted((i for i in rows if (table, i) not in self.excluded),
+                             key=lambda i: (self.versions[(table, i)], i), reverse=True):
+            self.admit(spec, row_id)
+
+    def repoint(self, spec: TableSpec, *, keep_unique: bool = False) -> None:
+        """Children of a merged duplicate point to the row it is the same as (``fk-repoint``)."""
+        unique_columns = {c for cols in _unique_sets(spec) for c in cols} if keep_unique else set()
+        rows = self.visible[spec.name]
+        for row_id in sorted(rows):
+            row = self.row(spec.name, row_id)
+            changes = {}
+            for fk in spec.foreign_keys:
+                target = self.redirect.get((fk.other_table, str(row.get(fk.column))))
+                if target is not None and fk.column not in unique_columns:
+                    changes[fk.column] = target
+                    self.resolutions.append(Resolution(
+                        "fk-repoint", spec.name, row_id, f"{fk.column} → {fk.other_table} {row[fk.column]} was "
+                        f"merged into {target}: points there"))
+            if changes:
+                self.rewrite(spec.name, row_id, changes)
+
+    # -- foreign keys
+
+    def revive(self) -> None:
+        """Parents of RESTRICT / NO ACTION children; for a revived row, every parent it needs to
+        stay visible (all rules but SET NULL, which nulls instead)."""
+        queue: deque[tuple[str, str, bool]] = deque()
+        for spec in self.specs:
+            if any(fk.on_delete in ("RESTRICT", "NO ACTION") for fk in spec.foreign_keys):
+                for row_id in sorted(self.visible[spec.name]):
+                    queue.append((spec.name, row_id, False))
+        while queue:
+            table, row_id, revived = queue.popleft()
+            line = self.visible[table].get(row_id)
+            if line is None:
+                continue
+            row = self.parsed(line)
+            for fk in self.registry[table].foreign_keys:
+                if fk.on_delete == "SET NULL" or (not revived and fk.on_delete not in ("RESTRICT", "NO ACTION")):
+                    continue
+                parent_id = row.get(fk.column)
+                if parent_id is None or parent_id in self.visible.get(fk.other_table, {}):
+                    continue
+                parent_line = self.dead.get((fk.other_table, parent_id))
+                if parent_line is None:
+                    continue
+                self.visible[fk.other_table][parent_id] = parent_line
+                if not self.admit(self.registry[fk.other_table], parent_id, reviving=True):
+                    del self.visible[fk.other_table][parent_id]
+                    continue
+                del self.dead[(fk.other_table, parent_id)]
+                self.resolutions.append(Resolution("fk-revive-parent", fk.other_table, parent_id,
+                                                   f"deleted, but {table} {row_id} still references it via "
+                                                   f"{fk.column} ({fk.on_delete})"))
+                queue.append((fk.other_table, parent_id, True))
+
+    def hide_orphans(self) -> None:
+        """Hide children whose parent is not visible (all rules but SET NULL), to a fixpoint."""
+        changed = True
+        while changed:
+            changed = False
+            for spec in self.specs:
+                fks = [fk for fk in spec.foreign_keys if fk.on_delete != "SET NULL"]
+                if not fks:
+                    continue
+                table_rows = self.visible[spec.name]
+                parents = [(fk, self.visible.get(fk.other_table, {})) for fk in fks]
+                for row_id in sorted(table_rows):
+                    row = self.parsed(table_rows[row_id])
+                    for fk, parent_rows in parents:
+                        parent_id = row.get(fk.column)
+                        if parent_id is None or parent_id in parent_rows:
+                            continue
+                        del table_rows[row_id]
+                        self.hidden_by_fk.add((spec.name, row_id))
+                        self.resolutions.append(Resolution("fk-hide-child", spec.name, row_id,
+                                                           f"{fk.column} → {fk.other_table} {parent_id} is deleted "
+                                                           f"or hidden ({fk.on_delete})"))
+                        changed = True
+                        break
+
+    def set_null(self) -> None:
+        for spec in self.specs:
+            fks = [fk for fk in spec.foreign_keys if fk.on_delete == "SET NULL"]
+            if not fks:
+                continue
+            table_rows = self.visible[spec.name]
+            for row_id in sorted(table_rows):
+                row = self.parsed(table_rows[row_id])
+                nulled = [fk for fk in fks if row.get(fk.column) is not None
+                          and row[fk.column] not in self.visible.get(fk.other_table, {})]
+                if not nulled:
+                    continue
+                for fk in nulled:
+                    self.resolutions.append(Resolution("fk-set-null", spec.name, row_id,
+                                                       f"{fk.column} → {fk.other_table} {row[fk.column]} is "
+                                                       "deleted; column set to null"))
+                self.rewrite(spec.name, row_id, {fk.column: None for fk in nulled})
+
+    def build(self) -> None:
+        # 2. UNIQUE, table by table parents first, children re-pointed before their own contest
+        for spec in self.specs:
+            self.contest(spec)
+        if self.redirect:  # children through a cycle edge, whose table came first
+            for spec in self.specs:
+                self.repoint(spec, keep_unique=True)
+        # 3. revivals, then hiding to a fixpoint
+        self.revive()
+        self.hide_orphans()
+        # rows kept out of the contests that are visible after all (their parent came back):
+        # they take part now, last
+        late = sorted((key for key in self.excluded if key[1] in self.visible.get(key[0], {})),
+                      key=lambda key: (self.versions[key], key), reverse=True)
+        for table, row_id in late:
+            if table in self.claims:
+                self.admit(self.registry[table], row_id)
+        if late:
+            self.hide_orphans()
+        # 4. SET NULL
+        self.set_null()
+
+
 def materialize(state: State, registry: Registry = REGISTRY) -> View:
-    """The deterministic view of a state: visibility, UNIQUE and foreign-key rules (module doc)."""
+    """The deterministic view of a state: visibility, UNIQUE and foreign-key rules (module doc).
+
+    UNIQUE resolution and foreign-key hiding depend on each other (a row that won a UNIQUE value
+    can be hidden because its parent went; the row it beat must then get that value back), so
+    they run to a joint fixpoint: a pass that hides a row holding a claim that kept another row
+    out (or renamed it) is repeated without that row in the contests. Such rows only accumulate,
+    so this ends; usually after one pass.
+    """
     specs = [s for s in registry.exported_tables if s.has_row_identity]
     order = {s.name: i for i, s in enumerate(specs)}
-    visible: dict[str, dict[str, str]] = {s.name: {} for s in specs}
+    alive: dict[str, dict[str, str]] = {s.name: {} for s in specs}
     dead: dict[TombKey, str] = {}
     versions: dict[TombKey, str] = {}
     for table, rows in state.rows.items():
-        if table not in visible:
+        if table not in alive:
             continue
-        target = visible[table]
+        target = alive[table]
         for row_id, (version, line) in rows.items():
             tomb = state.tombs.get((table, row_id))
             versions[(table, row_id)] = version
@@ -296,132 +574,23 @@ def materialize(state: State, registry: Registry = REGISTRY) -> View:
                 dead[(table, row_id)] = line
             else:
                 target[row_id] = line
-    decoded: dict[TombKey, dict[str, Any]] = {}
-
-    def row_of(table: str, row_id: str, line: str) -> dict[str, Any]:
-        key = (table, row_id)
-        value = decoded.get(key)
-        if value is None:
-            value = decoded[key] = json.loads(line)
-        return value
-
-    resolutions: list[Resolution] = []
-
-    # 2. UNIQUE: greedy by (version, id) descending; taken[table][columns] = {values: id}
-    taken: dict[str, dict[tuple[str, ...], dict[tuple[Any, ...], str]]] = {}
-    for spec in specs:
-        sets = _unique_sets(spec)
-        if not sets:
-            continue
-        claims: dict[tuple[str, ...], dict[tuple[Any, ...], str]] = {cols: {} for cols in sets}
-        taken[spec.name] = claims
-        table_rows = visible[spec.name]
-        for row_id in sorted(table_rows, key=lambda i: (versions[(spec.name, i)], i), reverse=True):
-            row = row_of(spec.name, row_id, table_rows[row_id])
-            keys = [(cols, tuple(row.get(c) for c in cols)) for cols in sets]
-            keys = [(cols, value) for cols, value in keys if None not in value]
-            clash = next(((cols, claims[cols][value]) for cols, value in keys if value in claims[cols]), None)
-            if clash is not None:
-                del table_rows[row_id]
-                resolutions.append(Resolution("unique-hide", spec.name, row_id,
-                                              f"same {', '.join(clash[0])} as newer row {clash[1]}"))
-                continue
-            for cols, value in keys:
-                claims[cols][value] = row_id
-
-    def unique_free(table: str, row: dict[str, Any]) -> bool:
-        for cols, claims in taken.get(table, {}).items():
-            value = tuple(row.get(c) for c in cols)
-            if None not in value and value in claims:
-                return False
-        return True
-
-    def claim(table: str, row_id: str, row: dict[str, Any]) -> None:
-        for cols, claims in taken.get(table, {}).items():
-            value = tuple(row.get(c) for c in cols)
-            if None not in value:
-                claims[value] = row_id
-
-    # 3. revive: parents of RESTRICT / NO ACTION children; for a revived row, every parent it
-    #    needs to stay visible (all rules but SET NULL, which nulls instead)
-    queue: deque[tuple[str, str, bool]] = deque()
-    for spec in specs:
-        if any(fk.on_delete in ("RESTRICT", "NO ACTION") for fk in spec.foreign_keys):
-            for row_id in sorted(visible[spec.name]):
-                queue.append((spec.name, row_id, False))
-    while queue:
-        table, row_id, revived = queue.popleft()
-        current = visible[table].get(row_id)
-        if current is None:
-            continue
-        row = row_of(table, row_id, current)
-        for fk in registry[table].foreign_keys:
-            if fk.on_delete == "SET NULL" or (not revived and fk.on_delete not in ("RESTRICT", "NO ACTION")):
-                continue
-            parent_id = row.get(fk.column)
-            if parent_id is None or parent_id in visible.get(fk.other_table, {}):
-                continue
-            parent_line = dead.get((fk.other_table, parent_id))
-            if parent_line is None:
-                continue
-            parent = row_of(fk.other_table, parent_id, parent_line)
-            if not unique_free(fk.other_table, parent):
-                continue
-            visible[fk.other_table][parent_id] = parent_line
-            del dead[(fk.other_table, parent_id)]
-            claim(fk.other_table, parent_id, parent)
-            resolutions.append(Resolution("fk-revive-parent", fk.other_table, parent_id,
-                                          f"deleted, but {table} {row_id} still references it via "
-                                          f"{fk.column} ({fk.on_delete})"))
-            queue.append((fk.other_table, parent_id, True))
-
-    # 4. hide children whose parent is not visible (all rules but SET NULL), to a fixpoint
-    changed = True
-    while changed:
-        changed = False
-        for spec in specs:
-            fks = [fk for fk in spec.foreign_keys if fk.on_delete != "SET NULL"]
-            if not fks:
-                continue
-            table_rows = visible[spec.name]
-            for row_id in sorted(table_rows):
-                row = row_of(spec.name, row_id, table_rows[row_id])
-                for fk in fks:
-                    parent_id = row.get(fk.column)
-                    if parent_id is None or parent_id in visible.get(fk.other_table, {}):
-                        continue
-                    del table_rows[row_id]
-                    resolutions.append(Resolution("fk-hide-child", spec.name, row_id,
-                                                  f"{fk.column} → {fk.other_table} {parent_id} is deleted "
-                                                  f"or hidden ({fk.on_delete})"))
-                    changed = True
-                    break
-
-    # 5. SET NULL
-    for spec in specs:
-        fks = [fk for fk in spec.foreign_keys if fk.on_delete == "SET NULL"]
-        if not fks:
-            continue
-        table_rows = visible[spec.name]
-        for row_id in sorted(table_rows):
-            line = table_rows[row_id]
-            row = row_of(spec.name, row_id, line)
-            nulled = [fk for fk in fks if row.get(fk.column) is not None
-                      and row[fk.column] not in visible.get(fk.other_table, {})]
-            if not nulled:
-                continue
-            full = decode_row(line)
-            for fk in nulled:
-                resolutions.append(Resolution("fk-set-null", spec.name, row_id,
-                                              f"{fk.column} → {fk.other_table} {full[fk.column]} is deleted; "
-                                              "column set to null"))
-                full[fk.column] = None
-            columns = tuple(sorted(full))
-            table_rows[row_id] = encode_row(columns, tuple(full[c] for c in columns))
-
+    decoded: dict[str, dict[str, Any]] = {}
+    rules: list[RowRules] = []
+    excluded: set[TombKey] = set()
+    try:
+        while True:
+            builder = _ViewBuilder(specs, registry, alive, dead, versions, excluded, decoded, rules)
+            builder.build()
+            newly = (builder.hidden_by_fk & builder.beat) - excluded
+            if not newly:
+                break
+            excluded |= newly
+    finally:
+        for checker in rules:
+            checker.close()
     tombs = {key: line for key, (_, line) in state.tombs.items()}
-    resolutions.sort(key=lambda r: (order.get(r.table, 0), r.row_id, r.rule, r.detail))
-    return View(visible, tombs, resolutions)
+    resolutions = sorted(builder.resolutions, key=lambda r: (order.get(r.table, 0), r.row_id, r.rule, r.detail))
+    return View(builder.visible, tombs, resolutions)
 
 
 # --------------------------------------------------------------------------- rows ⇄ lines

@@ -308,17 +308,23 @@ def test_fk_restrict_child_added_while_parent_deleted_revives_the_parent(pair: t
     assert_converged([a, b], tmp_path)
 
 
-def test_unique_clash_keeps_the_newer_row_and_hides_the_other(pair: tuple[Store, Store], shared: Path,
-                                                              tmp_path: Path) -> None:
+def test_unique_clash_keeps_the_newer_row_and_renames_the_other(pair: tuple[Store, Store], shared: Path,
+                                                                tmp_path: Path) -> None:
     a, b = pair
     older = make_supplier(a, "acme", notes="A's")
     newer = make_supplier(b, "acme", notes="B's")
     exchange([a, b], shared)
+    shown = "acme-" + older["id"].replace("-", "")[-6:]
     for store in (a, b):
         assert [r["id"] for r in store.rows("suppliers", where="slug = 'acme'")] == [newer["id"]]
+        # The older row stays visible, under a disambiguated slug, with everything else as it was.
+        assert {k: v for k, v in store.get("suppliers", older["id"]).items() if k != "slug"} == \
+            {k: v for k, v in older.items() if k != "slug"}
+        assert store.get("suppliers", older["id"])["slug"] == shown
     report = sync(a, shared, dry_run=True)
-    assert [(r.rule, r.row_id) for r in report.resolutions] == [("unique-hide", older["id"])]
-    # The loser is hidden, not destroyed: when the winner goes, it comes back.
+    assert [(r.rule, r.row_id) for r in report.resolutions] == [("unique-rename", older["id"])]
+    assert f"'acme' is shown as '{shown}'" in report.resolutions[0].detail
+    # Nothing is destroyed: when the winner goes, the other row gets its own value back.
     b.delete("suppliers", newer["id"])
     exchange([a, b], shared)
     for store in (a, b):
