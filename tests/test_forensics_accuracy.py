@@ -120,3 +120,28 @@ def test_reader_row_counts_match_sqlite(corpus: dict[str, Any]) -> None:
         for t in doc["tables"]:
             if not t["dropped"]:
                 assert t["rows"] == t["rows_sqlite"], (name, t["name"])
+
+
+def test_a_cut_short_copy_of_a_live_schema_row_is_not_an_earlier_schema() -> None:
+    """Page 1 is rewritten on every schema change, so the gap keeps stale copies of the schema rows,
+    often cut short by newer bytes; the start of the live CREATE statement is not a replaced table
+    (the demo benchmark reported "units (earlier schema) was dropped or replaced" from one)."""
+    from bakestore.forensics.analysis import LiveTable, dropped_schemas
+    from bakestore.forensics.carve import Recovered
+    from bakestore.forensics.fileformat import parse_create_table
+
+    sql = ('CREATE TABLE "units" (\n  "id" TEXT PRIMARY KEY NOT NULL,\n  "category" TEXT NOT NULL CHECK '
+           '("category" IN (\'weight\', \'volume\')),\n  "code" TEXT NOT NULL,\n  UNIQUE ("code")\n)')
+    live = {"units": LiveTable(parse_create_table("units", sql, 2))}
+
+    def schema_row(text: str) -> Recovered:
+        return Recovered("sqlite_master", "unallocated", 1, 900, None, ["table", "units", "units", 2, text], 0.8,
+                         "gap", partial=text != sql)
+
+    tail = sql.index("'volume'))") + len("'volume'))")
+    cuts = [sql[:tail], sql[:tail + 12], sql[:-2]]  # cut where newer bytes began; each still parses to columns
+    assert all(parse_create_table("units", cut, 2).columns for cut in cuts)
+    assert dropped_schemas([schema_row(sql), *(schema_row(cut) for cut in cuts)], live) == []
+    earlier = sql.replace('"code" TEXT NOT NULL', '"code" TEXT NOT NULL, "old" INTEGER')
+    found = dropped_schemas([schema_row(earlier)], live)
+    assert [t.name for t in found] == ["units (earlier schema)"] and "old" in [c.name for c in found[0].columns]

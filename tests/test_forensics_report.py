@@ -199,3 +199,30 @@ def test_main_group_turns_forensics_error_into_one_line(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli.main, ["forensics", str(tmp_path / "missing.db"), "--case", str(tmp_path / "c")])
     assert res.exit_code == 1
     assert "Error: no such file" in res.output
+
+
+def test_two_unrelated_tables_re_seeded_together_are_both_flagged(tmp_path: Path) -> None:
+    """Compared with every other table, each of two late tables saw the other as "newest related"
+    and neither was flagged (the demo benchmark's recipe_categories, re-seeded with material_categories)."""
+    import sqlite3 as stdlib_sqlite3
+
+    from bakestore.forensics import analyze
+
+    db = tmp_path / "two.db"
+    conn = stdlib_sqlite3.connect(db)
+    conn.executescript("""
+        CREATE TABLE recipes (id INTEGER PRIMARY KEY, name TEXT, created_at TEXT);
+        CREATE TABLE recipe_categories (id INTEGER PRIMARY KEY, name TEXT, created_at TEXT);
+        CREATE TABLE material_categories (id INTEGER PRIMARY KEY, name TEXT, created_at TEXT);
+    """)
+    conn.executemany("INSERT INTO recipes (name, created_at) VALUES (?, ?)",
+                     [(f"recipe {i}", f"2026-10-01 09:{i // 60:02d}:{i % 60:02d}") for i in range(600)])
+    conn.executemany("INSERT INTO recipe_categories (name, created_at) VALUES (?, ?)",
+                     [(f"category {i}", "2026-10-02 09:00:00") for i in range(8)])
+    conn.executemany("INSERT INTO material_categories (name, created_at) VALUES (?, ?)",
+                     [(f"material {i}", "2026-10-02 09:14:02") for i in range(5)])
+    conn.commit()
+    conn.close()
+    report = analyze(db, tmp_path / "case", integrity="none", write=False)
+    reseeded = sorted(f["tables"][0] for f in report.findings if f["kind"] == "reseeded")
+    assert reseeded == ["material_categories", "recipe_categories"]

@@ -304,7 +304,10 @@ def dropped_schemas(carver_hits: list[Recovered], live: dict[str, LiveTable]) ->
         if t != "table" or not isinstance(sql, str) or not isinstance(name, str) or sql in seen:
             continue
         seen.add(sql)
-        if name in live and live[name].schema.sql == sql:
+        if name in live and live[name].schema.sql.startswith(sql):
+            # The same statement, or the start of it: a stale copy of the live schema row (page 1
+            # is rewritten whenever the schema changes), cut short where newer bytes overwrote it.
+            # Not evidence of an earlier table.
             continue
         label = name if name not in live else f"{name} (earlier schema)"
         ts = parse_create_table(name, sql, root if isinstance(root, int) else 0)

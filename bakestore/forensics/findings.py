@@ -112,13 +112,19 @@ def build_findings(report: "Report", db: "ParsedDatabase") -> list[dict[str, Any
     # Re-seeded after a wipe: every row of a table is in a later time cluster than related tables.
     tl = report.timeline
     prim: dict[str, dict[str, Any]] = {c["table"]: c for c in tl.get("columns", []) if c.get("primary")}
+    main_end = max(tl["clusters"], key=lambda c: c["count"])["end_ts"] if tl.get("clusters") else None
     for name, col in prim.items():
         live = col["live"]
         if not live["count"] or name not in user_tables:
             continue
         others = [o for o in (rel.get(name) or ()) if o in prim and prim[o]["live"]["count"]]
         if not others:
-            others = [o for o in prim if o != name and prim[o]["live"]["count"]]
+            # No related table: compare with the tables active by the end of the main burst of
+            # activity (the global cluster holding most rows), not with every table. Otherwise two
+            # unrelated tables re-seeded together hide each other (the seed incident re-seeded both
+            # category tables; the one compared with the other was never flagged).
+            others = [o for o in prim if o != name and prim[o]["live"]["count"]
+                      and (main_end is None or prim[o]["live"]["min_ts"] <= main_end)]
         if not others:
             continue
         earlier_max = max(prim[o]["live"]["max_ts"] for o in others)
