@@ -44,9 +44,13 @@ def import_legacy(obj: CliContext, path: Path, dry_run: bool, merge: bool, yes: 
     """
     if as_json and not (yes or dry_run):
         raise click.UsageError("--json needs --yes or --dry-run (a confirmation prompt is not machine-readable)")
-    with obj.open_store(create=True) as store:
+    # A dry run never creates the database: against a path that does not exist yet it previews
+    # the import into an empty temporary store (what a real import would start from).
+    previewing_new = dry_run and not obj.db_path.exists()
+    opened = legacy.empty_preview_store() if previewing_new else obj.open_store(create=True)
+    with opened as store:
         try:
-            translation = legacy.prepare(store, path, merge=merge, skip_invalid=skip_invalid)
+            translation = legacy.prepare(store, path, merge=merge, skip_invalid=skip_invalid, dry_run=dry_run)
         except LegacyFormatError as exc:
             report = getattr(exc, "report", None)
             if report is not None and as_json:
@@ -74,12 +78,18 @@ def import_legacy(obj: CliContext, path: Path, dry_run: bool, merge: bool, yes: 
                 result = legacy.apply(store, translation, dry_run=dry_run, allow_shrink=allow_shrink,
                                       progress=progress)
     if as_json:
-        click.echo(json.dumps({"report": translation.report.as_dict(), "result": result.as_dict()}, indent=2,
-                              ensure_ascii=False))
+        output = {"report": translation.report.as_dict(), "result": result.as_dict()}
+        if previewing_new:
+            output["database"] = {"path": str(obj.db_path), "exists": False, "created": False}
+        click.echo(json.dumps(output, indent=2, ensure_ascii=False))
         return
     print_diff(result)
     if result.dry_run:
-        click.echo(f"dry run: nothing was changed ({verb} of {path})")
+        if previewing_new:
+            click.echo(f"dry run against an empty database: {obj.db_path} does not exist and was not created "
+                       f"({verb} of {path})")
+        else:
+            click.echo(f"dry run: nothing was changed ({verb} of {path})")
         return
     click.echo(f"{verb} done: {translation.report.total_rows} rows from {path}")
     if result.restore_point:

@@ -9,7 +9,7 @@ See ``docs/legacy-import.md`` for the formats, value rules and refusals.
 from __future__ import annotations
 
 from .detect import LegacyInput, detect
-from .importer import OPERATION, LegacyTranslation, apply, import_legacy, prepare, translate
+from .importer import OPERATION, LegacyTranslation, apply, empty_preview_store, import_legacy, prepare, translate
 from .report import EntityReport, ImportReport, Problem
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "Problem",
     "apply",
     "detect",
+    "empty_preview_store",
     "import_legacy",
     "prepare",
     "translate",

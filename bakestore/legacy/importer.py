@@ -14,12 +14,15 @@ is the refusal rules that belong to the upstream formats:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import audit
 from ..clock import HybridLogicalClock
@@ -97,18 +100,21 @@ def translate(path: str | os.PathLike[str], *, store: "Store | None" = None, mer
 
 
 def prepare(store: "Store", path: str | os.PathLike[str], *, merge: bool = False,
-            skip_invalid: bool = False) -> LegacyTranslation:
+            skip_invalid: bool = False, dry_run: bool = False) -> LegacyTranslation:
     """:func:`translate` for ``store``, with refusals written to the store's audit log.
 
     The pipeline audits its own refusals (shrink guard, validation); this records the ones that
     happen before it — an unreadable file, a changed backup, refused records — so every refused
-    import leaves a trace next to the database, as the upstream incident did not.
+    import leaves a trace next to the database, as the upstream incident did not. A ``dry_run``
+    is a question, not an operation: its refusals are raised but not audited (as in the pipeline).
     """
     started = time.monotonic()
     try:
         refuse_own_file(Path(path), store.path)  # never open()/close() a file our connections hold
         return translate(path, store=store, merge=merge, skip_invalid=skip_invalid)
     except BakestoreError as exc:
+        if dry_run:
+            raise
         report = getattr(exc, "report", None)
         record = audit.AuditRecord(operation=OPERATION, db_path=str(store.path), outcome="refused", reason=str(exc),
                                    source=f"legacy {path}", source_sha256=report.sha256 if report else None,
@@ -116,6 +122,23 @@ def prepare(store: "Store", path: str | os.PathLike[str], *, merge: bool = False
         record.duration_ms = int((time.monotonic() - started) * 1000)
         audit.write(store.path, record)
         raise
+
+
+@contextlib.contextmanager
+def empty_preview_store() -> "Iterator[Store]":
+    """An empty store in a temporary folder, for a dry run against a database that does not exist.
+
+    A dry run must not create the user's database (nor anything beside it), yet "what would
+    importing this file into a new database do" is a fair question: the preview answers it
+    against a fresh, seeded store exactly like the one a real import would create, and the
+    folder is removed afterwards. The store has its own throw-away device id, so not even the
+    user's configuration folder is touched.
+    """
+    from ..store import Store
+
+    with tempfile.TemporaryDirectory(prefix="bakestore-legacy-preview-") as folder:
+        with Store(Path(folder) / "preview.db", device_id=uuid.uuid4().hex, create=True) as store:
+            yield store
 
 
 def apply(store: "Store", translation: LegacyTranslation, *, dry_run: bool = False, allow_shrink: bool = False,
@@ -155,10 +178,11 @@ def import_legacy(store: "Store", path: str | os.PathLike[str], *, dry_run: bool
     file's records to them (references may then resolve against the store). Returns the import
     report and the pipeline's ``RestoreResult`` (per-table diff, restore point, audit id).
     """
-    translation = prepare(store, path, merge=merge, skip_invalid=skip_invalid)
+    translation = prepare(store, path, merge=merge, skip_invalid=skip_invalid, dry_run=dry_run)
     result = apply(store, translation, dry_run=dry_run, allow_shrink=allow_shrink, yes=yes, confirm=confirm,
                    progress=progress)
     return translation.report, result
 
 
-__all__ = ["OPERATION", "LegacyTranslation", "apply", "import_legacy", "prepare", "translate"]
+__all__ = ["OPERATION", "LegacyTranslation", "apply", "empty_preview_store", "import_legacy", "prepare",
+           "translate"]

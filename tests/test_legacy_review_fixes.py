@@ -1,0 +1,137 @@
+"""Fixes from the read-only review of the legacy importer, one behaviour per test.
+
+Each refusal is checked the same way as everywhere else in the legacy tests: through the CLI,
+one ``Error:`` line naming file, record and field, exit status 1, and the live database's bytes
+(and its ``-wal``) unchanged; a refusal that is not a dry run leaves an audit record, a dry run
+none (guarantees S1, S14).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bakestore import LegacyFormatError, Store
+from bakestore import audit
+from bakestore.cli import main
+from bakestore.legacy import import_legacy, translate
+
+from .conftest import LEGACY_SAMPLES as LEGACY
+from .conftest import db_fingerprint
+
+SINGLE = LEGACY / "sample_single_v4.json"
+FOLDER = LEGACY / "sample_coordinated_backup"
+DEVICE = "6" * 32
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def populated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "populated.db"
+    with Store(path, device_id=DEVICE) as store:
+        import_legacy(store, SINGLE)
+    return path
+
+
+def single() -> dict[str, Any]:
+    return copy.deepcopy(json.loads(SINGLE.read_text(encoding="utf-8")))
+
+
+def write(tmp: Path, data: Any, name: str = "file.json") -> Path:
+    path = tmp / name
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def edited(tmp: Path, change: Callable[[dict[str, Any]], None], name: str = "file.json") -> Path:
+    data = single()
+    change(data)
+    return write(tmp, data, name)
+
+
+def copied_folder(tmp: Path) -> Path:
+    target = tmp / "backup_2026-11-25_112310"
+    shutil.copytree(FOLDER, target)
+    for path in target.iterdir():
+        path.chmod(0o644)
+    return target
+
+
+def cli(db: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--db", str(db), "import-legacy", *args])
+
+
+def audit_count(db: Path) -> int:
+    return len(list(audit.read(db)))
+
+
+def live_copy(tmp: Path, template: Path) -> Path:
+    live = tmp / "live.db"
+    shutil.copyfile(template, live)
+    return live
+
+
+def assert_refused(db: Path, source: Path, *expected: str, flags: tuple[str, ...] = ("--yes",),
+                   audited: bool = True) -> str:
+    """Run the CLI on ``source``: one error line with ``expected`` parts, exit 1, nothing changed."""
+    before = db_fingerprint(db)
+    records = audit_count(db)
+    result = cli(db, str(source), *flags)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.output
+    for part in expected:
+        assert part in errors[0], f"{part!r} not in {errors[0]!r}"
+    assert db_fingerprint(db) == before
+    if audited:
+        assert audit_count(db) == records + 1
+        newest = next(audit.read(db, limit=1))
+        assert newest["operation"] == "import-legacy" and newest["outcome"] == "refused"
+    else:
+        assert audit_count(db) == records
+    return errors[0]
+
+
+def names(store: Store, table: str, column: str = "name") -> dict[str, dict[str, Any]]:
+    return {row[column]: row for row in store.rows(table)}
+
+
+# --------------------------------------------------------------------------- 5. dry runs write nothing
+
+
+def test_a_dry_run_against_a_missing_database_creates_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    db = folder / "new.db"
+    result = cli(db, str(SINGLE), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "suppliers" in result.stdout and "0 → 2" in result.stdout
+    assert "does not exist and was not created" in result.stdout
+    as_json = cli(db, str(SINGLE), "--dry-run", "--json")
+    data = json.loads(as_json.stdout)
+    assert data["database"] == {"path": str(db), "exists": False, "created": False}
+    assert data["result"]["diff"]["purchases"]["added"] == 2
+    refused = cli(db, str(LEGACY / "sample_data_min.json"), "--dry-run")
+    assert refused.exit_code == 1 and "50 ingredient slugs" in refused.stderr
+    assert list(folder.iterdir()) == []
+
+
+def test_a_refused_dry_run_leaves_no_audit_record(tmp_path: Path, populated_template: Path) -> None:
+    db = live_copy(tmp_path, populated_template)
+    incident = write(tmp_path, {"version": "4.1", "ingredients": []}, "incident.json")
+    assert_refused(db, incident, "incident.json", "yields no rows", flags=("--dry-run",), audited=False)
+    with Store(db, device_id=DEVICE) as store:
+        with pytest.raises(LegacyFormatError):
+            import_legacy(store, incident, dry_run=True)
+    assert audit_count(db) == 0
+    assert_refused(db, incident, "incident.json", "yields no rows")  # the real attempt is audited
