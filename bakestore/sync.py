@@ -1119,6 +1119,18 @@ def capture(live: State, baseline: Baseline | None, known: State, *, mint: Calla
     that copy was seeded later, by a fresh version; two edits compare by version as usual.
     """
     out = Capture(State())
+
+    def take(table: str, row_id: str, version: str, line: str, *, fresh_unless_newer_than: str) -> None:
+        """Take a live row: as it is when its version is newer than ``fresh_unless_newer_than``,
+        else with a fresh version, so that it wins as the user's latest act."""
+        if version > fresh_unless_newer_than:
+            out.state.put_row(table, row_id, (version, line))
+        else:
+            fresh = mint()
+            out.state.put_row(table, row_id, (fresh, _restamp(line, fresh)))
+            out.minted_versions.append((table, row_id))
+        out.rows += 1
+
     for spec in registry.exported_tables:
         if not spec.has_row_identity:
             continue
@@ -1131,13 +1143,7 @@ def capture(live: State, baseline: Baseline | None, known: State, *, mint: Calla
             if baseline is not None and base is not None:
                 if _line_hash(line) == base[0]:
                     continue
-                if version > base[1]:
-                    out.state.put_row(table, row_id, (version, line))
-                else:
-                    fresh = mint()
-                    out.state.put_row(table, row_id, (fresh, _restamp(line, fresh)))
-                    out.minted_versions.append((table, row_id))
-                out.rows += 1
+                take(table, row_id, version, line, fresh_unless_newer_than=base[1])
                 continue
             seen = known_rows.get(row_id)
             tomb = known.tombs.get((table, row_id))
@@ -1149,13 +1155,7 @@ def capture(live: State, baseline: Baseline | None, known: State, *, mint: Calla
                     if version != seen[0] and untouched_seed(table, row_id, seen[1]):
                         # Our own edit (a write of its own version) against their untouched copy:
                         # ours wins even where their copy was seeded later (a newer version).
-                        if version < seen[0]:
-                            fresh = mint()
-                            out.state.put_row(table, row_id, (fresh, _restamp(line, fresh)))
-                            out.minted_versions.append((table, row_id))
-                        else:
-                            out.state.put_row(table, row_id, (version, line))
-                        out.rows += 1
+                        take(table, row_id, version, line, fresh_unless_newer_than=seen[0])
                         continue
                 if seen is not None and seen[0] >= version:
                     continue
@@ -1166,13 +1166,7 @@ def capture(live: State, baseline: Baseline | None, known: State, *, mint: Calla
             if seen is not None and seen[1] == line:
                 continue
             newest_known = max(seen[0] if seen is not None else "", tomb[0] if tomb is not None else "")
-            if newest_known >= version:
-                fresh = mint()
-                out.state.put_row(table, row_id, (fresh, _restamp(line, fresh)))
-                out.minted_versions.append((table, row_id))
-            else:
-                out.state.put_row(table, row_id, (version, line))
-            out.rows += 1
+            take(table, row_id, version, line, fresh_unless_newer_than=newest_known)
         if baseline is None:
             continue
         for row_id, (_, base_version) in base_rows.items():
