@@ -106,6 +106,43 @@ def names(store: Store, table: str, column: str = "name") -> dict[str, dict[str,
     return {row[column]: row for row in store.rows(table)}
 
 
+# --------------------------------------------------------------------------- 4. repeated JSON keys
+
+
+def test_a_repeated_top_level_key_is_refused_naming_key_and_line(tmp_path: Path, populated_template: Path) -> None:
+    text = json.dumps(single(), indent=1, ensure_ascii=False)
+    text = text[:text.rstrip().rindex("}")].rstrip() + ',\n "recipients": [{"name": "Aunt May"}]\n}\n'
+    line = text.count("\n", 0, text.index('"recipients": [{"name": "Aunt May"}]')) + 1
+    source = tmp_path / "merged.json"
+    source.write_text(text, encoding="utf-8")
+    assert_refused(live_copy(tmp_path, populated_template), source, "merged.json", "key 'recipients' appears twice",
+                   f"line {line}", "top-level object")
+
+
+def test_a_repeated_key_inside_a_record_is_refused_naming_the_record(tmp_path: Path) -> None:
+    lines = json.dumps(single(), indent=1, ensure_ascii=False).splitlines()
+    at = next(i for i, text in enumerate(lines) if '"unit_price": "12.9900"' in text)
+    lines.insert(at + 1, lines[at].replace("12.9900", "0.9900"))
+    source = tmp_path / "file.json"
+    source.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(LegacyFormatError) as caught:
+        translate(source, device_id=DEVICE)
+    assert f"key 'unit_price' appears twice in one JSON object (line {at + 2}, column 4, in purchases[0])" \
+        in str(caught.value)
+
+
+def test_a_repeated_key_in_a_coordinated_entity_file_is_refused(tmp_path: Path, populated_template: Path) -> None:
+    folder = copied_folder(tmp_path)
+    products = folder / "products.json"
+    raw = products.read_bytes().replace(b'"brand": "KA",', b'"brand": "KA", "brand": "KB",', 1)
+    products.write_bytes(raw)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    next(f for f in manifest["files"] if f["filename"] == "products.json")["sha256"] = hashlib.sha256(raw).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    assert_refused(live_copy(tmp_path, populated_template), folder, "backup_2026-11-25_112310/products.json",
+                   "key 'brand' appears twice", "line ", "records[")
+
+
 # --------------------------------------------------------------------------- 5. dry runs write nothing
 
 
@@ -135,3 +172,40 @@ def test_a_refused_dry_run_leaves_no_audit_record(tmp_path: Path, populated_temp
             import_legacy(store, incident, dry_run=True)
     assert audit_count(db) == 0
     assert_refused(db, incident, "incident.json", "yields no rows")  # the real attempt is audited
+
+
+# --------------------------------------------------------------------------- 6. huge numbers
+
+
+@pytest.mark.parametrize("digits, reason", [(400, "number too large: 100000000000… (401 characters)"),
+                                            (5000, "number too large: a 5001-digit integer")])
+def test_a_huge_number_is_one_audited_line_naming_record_and_field(
+        tmp_path: Path, populated_template: Path, digits: int, reason: str) -> None:
+    text = SINGLE.read_text(encoding="utf-8").replace('"unit_price": "12.9900"', '"unit_price": 1' + "0" * digits, 1)
+    source = tmp_path / "big.json"
+    source.write_text(text, encoding="utf-8")
+    db = live_copy(tmp_path, populated_template)
+    assert_refused(db, source, "big.json: purchases[0] (ap_flour:KA:AP 10lb) field unit_price", reason)
+    assert_refused(db, source, "field unit_price", flags=("--dry-run",), audited=False)
+
+
+def test_huge_numbers_anywhere_are_refused_never_crash(tmp_path: Path) -> None:
+    def paths(obj: Any, prefix: tuple[Any, ...] = ()) -> Any:
+        items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+        for key, value in items:
+            yield prefix + (key,)
+            yield from paths(value, prefix + (key,))
+
+    src = single()
+    for path in list(paths(src))[::3]:
+        data = copy.deepcopy(src)
+        parent = data
+        for part in path[:-1]:
+            parent = parent[part]
+        parent[path[-1]] = "@HUGE@"
+        source = tmp_path / "f.json"
+        source.write_text(json.dumps(data).replace('"@HUGE@"', "9" * 5000), encoding="utf-8")
+        try:
+            translate(source, device_id=DEVICE)
+        except LegacyFormatError as exc:
+            assert "\n" not in str(exc)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -46,8 +47,113 @@ class LegacyInput:
         return f"BakeTracker coordinated backup (manifest {self.version})"
 
 
+class HugeNumber:
+    """A JSON integer literal too long for Python to convert (over ``sys.get_int_max_str_digits()``).
+
+    Parsing keeps going with this marker in its place, so the refusal can name the record and
+    field it sits in (every value rule refuses it) instead of failing the whole file without a
+    place. It is deliberately not a ``str`` or ``int``: nothing can mistake it for a value.
+    """
+
+    __slots__ = ("digits",)
+
+    def __init__(self, text: str) -> None:
+        self.digits = len(text.lstrip("-"))
+
+    def __repr__(self) -> str:
+        return f"<a number with {self.digits} digits>"
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: a JSON object that repeats a key is refused, never "last one wins"."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
+def _parse_int(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        return HugeNumber(text)
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+class _Found(Exception):
+    def __init__(self, key: str, position: int, path: str) -> None:
+        super().__init__(key)
+        self.key, self.position, self.path = key, position, path
+
+
+def _locate_duplicate(text: str) -> tuple[int, str] | None:
+    """Where the first repeated key is (offset of its second occurrence, and the object's path).
+
+    Only runs after a parse found a duplicate, on text the JSON parser has already walked, so a
+    small walker over it is enough; anything unexpected gives up (the message then has no line).
+    """
+    decoder = json.JSONDecoder(parse_int=_parse_int)
+
+    def skip(i: int) -> int:
+        return _WS.match(text, i).end()  # type: ignore[union-attr]
+
+    def value(i: int, path: str) -> int:
+        i = skip(i)
+        if text[i] == "{":
+            i, seen = skip(i + 1), set()
+            if text[i] == "}":
+                return i + 1
+            while True:
+                start = skip(i)
+                key, i = decoder.raw_decode(text, start)
+                if key in seen:
+                    raise _Found(key, start, path)
+                seen.add(key)
+                i = value(skip(i) + 1, f"{path}.{key}" if path else key)  # past the ':'
+                i = skip(i)
+                if text[i] == "}":
+                    return i + 1
+                i += 1  # the ','
+        if text[i] == "[":
+            i, index = skip(i + 1), 0
+            if text[i] == "]":
+                return i + 1
+            while True:
+                i = skip(value(i, f"{path}[{index}]"))
+                if text[i] == "]":
+                    return i + 1
+                i, index = i + 1, index + 1
+        return decoder.raw_decode(text, i)[1]
+
+    try:
+        value(0, "")
+    except _Found as found:
+        return found.position, found.path
+    except (ValueError, IndexError, RecursionError):
+        return None
+    return None
+
+
 def read_json_bytes(raw: bytes, label: str) -> Any:
-    """Decode UTF-8 (a BOM is tolerated) and parse JSON; refusals name the byte or line."""
+    """Decode UTF-8 (a BOM is tolerated) and parse JSON; refusals name the byte or line.
+
+    A key repeated within one object is refused, naming the key, the object and the line: a
+    JSON parser keeps only the last value, so a hand-merged file would silently lose the first.
+    An integer literal too long to convert becomes a :class:`HugeNumber`, refused by the value
+    rules with the record and field it is in.
+    """
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -56,17 +162,37 @@ def read_json_bytes(raw: bytes, label: str) -> Any:
     if not text.strip():
         raise LegacyFormatError(f"{label}: the file is empty; {EXPECTED}")
     try:
-        return json.loads(text)
+        try:
+            return json.loads(text, object_pairs_hook=_unique_pairs)
+        except json.JSONDecodeError:
+            raise
+        except _DuplicateKey:
+            raise
+        except ValueError:
+            # An integer literal beyond Python's int-string limit: parse again, keeping a marker
+            # that the value rules refuse with the record and field (only on this rare path).
+            return json.loads(text, object_pairs_hook=_unique_pairs, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise LegacyFormatError(f"{label}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
                                 f"{EXPECTED}") from None
+    except _DuplicateKey as dup:
+        where = _locate_duplicate(text)
+        if where is None:
+            place = ""
+        else:
+            position, path = where
+            line = text.count("\n", 0, position) + 1
+            column = position - (text.rfind("\n", 0, position) + 1) + 1
+            place = f" (line {line}, column {column}, in {path or 'the top-level object'})"
+        raise LegacyFormatError(f"{label}: key {dup.key!r} appears twice in one JSON object{place}; a JSON reader "
+                                "keeps only the last value, so refusing rather than losing the first") from None
     except RecursionError:
         raise LegacyFormatError(f"{label}: JSON nested too deeply to be an upstream export") from None
 
 
 def _type_name(value: Any) -> str:
     return {list: "a list", dict: "an object", str: "text", bool: "a boolean", int: "a number",
-            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+            float: "a number", type(None): "null", HugeNumber: "a number"}.get(type(value), type(value).__name__)
 
 
 def _manifest_input(manifest_path: Path, raw: bytes, data: Any, folder_label: str) -> LegacyInput:
@@ -128,4 +254,4 @@ def detect(path: str | os.PathLike[str]) -> LegacyInput:
                        sha256=hashlib.sha256(raw).hexdigest(), data=data)
 
 
-__all__ = ["EXPECTED", "LegacyInput", "MANIFEST_VERSIONS", "SINGLE_FILE_VERSIONS", "detect", "read_json_bytes"]
+__all__ = ["EXPECTED", "HugeNumber", "LegacyInput", "MANIFEST_VERSIONS", "SINGLE_FILE_VERSIONS", "detect", "read_json_bytes"]

@@ -26,6 +26,7 @@ import re
 from typing import Any, Callable, Iterable, Mapping
 
 from ..models.base import canonical_json, format_timestamp
+from .detect import HugeNumber
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DOUBLE_SUFFIX_RE = re.compile(r"^(.*[+-]\d{2}:?\d{2})[Zz]$")
@@ -82,21 +83,40 @@ def to_real(value: Any, field: str) -> float:
     """A number from a JSON number or a decimal string (the upstream writes Numeric as text)."""
     if isinstance(value, bool):
         raise ValueProblem(field, f"expected a number, got {_type(value)}")
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, str) and _DECIMAL_RE.match(value.strip()):
-        number = float(value.strip())
-    else:
-        raise ValueProblem(field, f"expected a number, got {_type(value)} {value!r}")
+    _refuse_huge(value, field)
+    try:
+        if isinstance(value, (int, float)):
+            number = float(value)
+        elif isinstance(value, str) and _DECIMAL_RE.match(value.strip()):
+            number = float(value.strip())
+        else:
+            raise ValueProblem(field, f"expected a number, got {_type(value)} {value!r}")
+    except OverflowError:
+        # An integer beyond the range of a float (about 1.8e308).
+        raise ValueProblem(field, f"number too large: {_short(value)}") from None
     if not math.isfinite(number):
-        raise ValueProblem(field, f"not a finite number: {value!r}")
+        raise ValueProblem(field, f"not a finite number: {_short(value)}")
     return number
+
+
+def _short(value: Any) -> str:
+    """A value for a message: very long numbers are shown by their length, not in full."""
+    text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else repr(value)
+    if len(text) > 40:
+        return f"{text[:12]}… ({len(text)} characters)"
+    return repr(value) if isinstance(value, str) else text
+
+
+def _refuse_huge(value: Any, field: str) -> None:
+    if isinstance(value, HugeNumber):
+        raise ValueProblem(field, f"number too large: a {value.digits}-digit integer")
 
 
 def to_int(value: Any, field: str) -> int:
     """A whole number; ``24.0`` is accepted as 24, ``24.5`` and strings are refused."""
     if isinstance(value, bool):
         raise ValueProblem(field, f"expected a whole number, got {_type(value)}")
+    _refuse_huge(value, field)
     if isinstance(value, int):
         return value
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
@@ -160,7 +180,7 @@ def _type(value: Any) -> str:
     if value is None:
         return "null"
     return {bool: "a boolean", int: "a number", float: "a number", str: "text", list: "a list",
-            dict: "an object"}.get(type(value), type(value).__name__)
+            dict: "an object", HugeNumber: "a number"}.get(type(value), type(value).__name__)
 
 
 # --------------------------------------------------------------------------- record reader
