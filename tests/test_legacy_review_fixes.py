@@ -209,3 +209,27 @@ def test_huge_numbers_anywhere_are_refused_never_crash(tmp_path: Path) -> None:
             translate(source, device_id=DEVICE)
         except LegacyFormatError as exc:
             assert "\n" not in str(exc)
+
+
+# --------------------------------------------------------------------------- 9. unlisted entity files
+
+
+def _unlisted_purchases(tmp: Path) -> Path:
+    folder = copied_folder(tmp)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"] = [f for f in manifest["files"] if f["entity_type"] != "purchases"]
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return folder
+
+
+def test_an_entity_file_the_manifest_does_not_list_is_refused(tmp_path: Path, populated_template: Path) -> None:
+    assert_refused(live_copy(tmp_path, populated_template), _unlisted_purchases(tmp_path),
+                   "backup_2026-11-25_112310/purchases.json", "manifest does not list", "--skip-invalid")
+
+
+def test_skip_invalid_leaves_the_unlisted_entity_file_out_and_says_so(tmp_path: Path) -> None:
+    folder = _unlisted_purchases(tmp_path)
+    with Store(tmp_path / "s.db", device_id=DEVICE) as store:
+        report, _ = import_legacy(store, folder, skip_invalid=True)
+        assert store.count("purchases") == 0 and store.count("suppliers") == 2
+    assert any("purchases.json" in w and "skipped, nothing imported from it" in w for w in report.warnings)

@@ -43,12 +43,15 @@ FILES: tuple[tuple[str, str], ...] = (
 ENTITY_TYPES: frozenset[str] = frozenset(entity for entity, _ in FILES)
 
 
-def load_verified(src: LegacyInput) -> tuple[dict[str, list[Any]], list[str]]:
+def load_verified(src: LegacyInput, *, skip_invalid: bool = False) -> tuple[dict[str, list[Any]], list[str]]:
     """Verify sha256 of every listed file, then record counts; return records per entity type.
 
     Raises :class:`LegacyFormatError` naming the file on the first kind of failure found (all
-    changed files are named at once). Returns warnings about files in the folder the manifest
-    does not list.
+    changed files are named at once). An entity file bakestore knows (``purchases.json``) that
+    sits in the folder but is not in the manifest is refused like records under an unknown key
+    of a single file: it is data, and importing without it would lose it silently; with
+    ``skip_invalid`` nothing is read from it and the warnings say so. Other unlisted ``.json``
+    files are returned as warnings.
     """
     folder = src.folder or src.path.parent
     name = folder.name
@@ -92,8 +95,17 @@ def load_verified(src: LegacyInput) -> tuple[dict[str, list[Any]], list[str]]:
         records[entry["entity_type"]] = data["records"]
 
     listed = {entry["filename"] for entry, _, _ in checked} | {"manifest.json"}
-    warnings = [f"{name}/{p.name} is not listed in the manifest and was not read"
-                for p in sorted(folder.glob("*.json")) if p.name not in listed]
+    unlisted = [p.name for p in sorted(folder.glob("*.json")) if p.name not in listed]
+    known = [f for f in unlisted if f[:-len(".json")] in ENTITY_TYPES]
+    if known and not skip_invalid and checked:
+        # (A manifest that lists no file at all is refused as a whole: it holds no records, W2.)
+        shown = ", ".join(f"{name}/{f}" for f in known)
+        raise LegacyFormatError(f"{shown}: entity file{'s' if len(known) > 1 else ''} in the backup folder that the "
+                                "manifest does not list (not verified, not counted); refusing so that nothing is "
+                                "lost (--skip-invalid imports the listed files and leaves these out)")
+    warnings = [f"{name}/{f} is an entity file the manifest does not list: skipped, nothing imported from it "
+                "(--skip-invalid)" if f in known else f"{name}/{f} is not listed in the manifest and was not read"
+                for f in unlisted]
     return records, warnings
 
 
@@ -101,7 +113,7 @@ class CoordinatedTranslator(Translator):
     """Translates a verified coordinated backup folder into bakestore rows."""
 
     def translate(self) -> MemorySource:
-        files, warnings = load_verified(self.src)
+        files, warnings = load_verified(self.src, skip_invalid=self.report.skip_invalid)
         self.report.warnings.extend(warnings)
         d = files.get
         for entity_type, records in files.items():
