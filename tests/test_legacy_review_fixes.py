@@ -106,6 +106,51 @@ def names(store: Store, table: str, column: str = "name") -> dict[str, dict[str,
     return {row[column]: row for row in store.rows(table)}
 
 
+# --------------------------------------------------------------------------- 1. base recipes
+
+
+def _with_recipes(recipe_names: list[str], base: str) -> Callable[[dict[str, Any]], None]:
+    def change(data: dict[str, Any]) -> None:
+        for name in recipe_names:
+            data["recipes"].append({"name": name, "category": "Other", "base_recipe_slug": None, "variant_name": None,
+                                    "is_production_ready": True, "finished_units": [], "ingredients": [],
+                                    "components": []})
+        data["recipes"].append({"name": "Deluxe", "category": "Other", "base_recipe_slug": base,
+                                "variant_name": "Deluxe", "is_production_ready": True, "finished_units": [],
+                                "ingredients": [], "components": []})
+    return change
+
+
+def test_a_variant_base_never_matches_a_slug_bakestore_generated(tmp_path: Path) -> None:
+    """'Pie Crust' gets the kebab slug pie-crust; the file's 'pie-crust' is the pseudo-slug of 'Pie-Crust'."""
+    source = edited(tmp_path, _with_recipes(["Pie Crust", "Pie-Crust"], "pie-crust"))
+    with Store(tmp_path / "s.db", device_id=DEVICE) as store:
+        import_legacy(store, source)
+        recipes = names(store, "recipes")
+        assert recipes["Pie Crust"]["slug"] == "pie-crust"  # generated, and still not a reference
+        assert recipes["Deluxe"]["base_recipe_id"] == recipes["Pie-Crust"]["id"]
+
+
+def test_two_recipes_with_one_pseudo_slug_make_the_variant_ambiguous(tmp_path: Path, populated_template: Path) -> None:
+    source = edited(tmp_path, _with_recipes(["Shortbread", "ShortBread"], "shortbread"))
+    assert_refused(live_copy(tmp_path, populated_template), source, "file.json: recipes[5] (Deluxe)",
+                   "base_recipe_slug", "'shortbread' is ambiguous", "'Shortbread'", "'ShortBread'")
+
+
+def test_merge_refuses_a_base_whose_slug_and_pseudo_slug_name_different_stored_recipes(
+        tmp_path: Path, populated_template: Path) -> None:
+    db = live_copy(tmp_path, populated_template)
+    with Store(db, device_id=DEVICE) as store:
+        store.insert("recipes", {"name": "Pie Crust", "slug": "pie-crust", "category": "Other"})
+        store.insert("recipes", {"name": "Pie-Crust", "slug": "pie-crust-2", "category": "Other"})
+
+    def change(data: dict[str, Any]) -> None:
+        _with_recipes([], "pie-crust")(data)
+    source = edited(tmp_path, change)
+    assert_refused(db, source, "recipes[3] (Deluxe)", "base_recipe_slug", "'pie-crust' is ambiguous",
+                   flags=("--merge", "--yes"))
+
+
 # --------------------------------------------------------------------------- 4. repeated JSON keys
 
 

@@ -247,7 +247,7 @@ class Resolver:
             try:
                 key = func(row)
                 hash(key)
-            except (KeyError, TypeError, AttributeError):
+            except (KeyError, TypeError, AttributeError, ValueError, OverflowError):
                 # A raw (refused) record may hold anything; what cannot be a key is no key.
                 continue
             if key is not None:
@@ -255,10 +255,17 @@ class Resolver:
 
     # -- registering
 
-    def register(self, table: str, row: Mapping[str, Any], row_id: str | None = None) -> None:
-        """Make a (translated) row findable by all its kinds; ``row_id`` overrides ``row['id']``."""
+    def register(self, table: str, row: Mapping[str, Any], row_id: str | None = None, *,
+                 skip: frozenset[str] = frozenset()) -> None:
+        """Make a (translated) row findable by all its kinds; ``row_id`` overrides ``row['id']``.
+
+        ``skip`` names reference kinds the row must not be found by — e.g. the ``slug`` bakestore
+        generated for a recipe the file gives none: no file can refer to a slug it never had.
+        """
         target = row_id or row["id"]
         for kind, key in self._keys(self.funcs(table), row):
+            if kind in skip:
+                continue
             bucket = self._file.setdefault((table, kind), {}).setdefault(key, [])
             if target not in bucket:
                 bucket.append(target)

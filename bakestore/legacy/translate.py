@@ -230,7 +230,8 @@ class Translator:
     # ------------------------------------------------------------------ adding rows
 
     def add(self, rec: Rec, table: str, values: dict[str, Any], *, uuid: str | None = None,
-            created: str | None = None, updated: str | None = None) -> str:
+            created: str | None = None, updated: str | None = None,
+            unindexed: frozenset[str] = frozenset()) -> str:
         """Turn translated values into a complete, validated row; returns its id.
 
         In merge mode a record that is already in the store (same id, or same unique / natural
@@ -243,7 +244,7 @@ class Translator:
         if self.merge:
             existing = self._existing(rec, table, values, uuid)
             if existing is not None:
-                self.resolver.register(table, values, existing)
+                self.resolver.register(table, values, existing, skip=unindexed)
                 self.report.entity(rec.entity).existing += 1
                 rec.existing = True
                 return existing
@@ -282,7 +283,7 @@ class Translator:
                 raise Refused
         self.rows.setdefault(table, {})[row_id] = clean
         self.origin[(table, row_id)] = (rec.entity, rec.place)
-        self.resolver.register(table, clean)
+        self.resolver.register(table, clean, skip=unindexed)
         return row_id
 
     def _existing(self, rec: Rec, table: str, values: Mapping[str, Any], uuid: str | None) -> str | None:
@@ -661,7 +662,8 @@ class Translator:
         def first_pass(rec: Rec) -> None:
             r = rec.r
             name = r.text("name", required=True)
-            slug = r.text("slug") or self._recipe_slug(rec, str(name))
+            given = r.text("slug")
+            slug = given or self._recipe_slug(rec, str(name))
             if not r.has("is_production_ready"):
                 r.note("is_production_ready", "missing: true (the upstream import default)")
             values = {
@@ -674,7 +676,10 @@ class Translator:
             }
             bases[id(rec)] = r.text("base_recipe_slug")
             created, updated = self.timestamps(rec, dated=True)
-            ids[id(rec)] = self.add(rec, "recipes", values, uuid=r.uuid(), created=created, updated=updated)
+            # A slug bakestore made up is no reference: the file cannot name it (finding it by that
+            # slug is how "Pie Crust"'s kebab slug once caught a variant of "Pie-Crust").
+            ids[id(rec)] = self.add(rec, "recipes", values, uuid=r.uuid(), created=created, updated=updated,
+                                    unindexed=frozenset() if given else frozenset({"slug"}))
 
         translated: list[tuple[Rec, str]] = []
         for rec in self.run("recipes", "recipes", value, first_pass, nested=nested):
@@ -721,19 +726,40 @@ class Translator:
         return slug
 
     def _base_recipe(self, base: str, *, field: str = "base_recipe_slug") -> str:
-        """A recipe slug that is real (coordinated, hand-made) or a pseudo-slug (single-file exporter)."""
-        try:
-            return self.resolver.one("recipes", "slug", base, field=field)
-        except RefError as err:
-            if err.kind != "missing":
-                raise
-            first = err
-        try:
-            return self.resolver.one("recipes", "pseudo", base, field=field)
-        except RefError as err:
-            if err.kind == "missing":
-                raise first from None
-            raise
+        """A recipe slug that is real (coordinated, hand-made) or a pseudo-slug (single-file exporter).
+
+        Both readings are looked up together — the file's recipes first, in merge mode the store's
+        when the file has neither — and must agree on one recipe: ``pie-crust`` is the real slug
+        of "Pie Crust" in a store and the pseudo-slug of "Pie-Crust" in a file, and bakestore does
+        not guess which was meant. Slugs bakestore generated are not indexed (see ``recipes``).
+        """
+        found: list[str] = []
+        lookups = [self.resolver.file_matches]
+        if self.resolver.store is not None:
+            lookups.append(self.resolver.store_matches)
+        for lookup in lookups:
+            for kind in ("slug", "pseudo"):
+                for candidate in lookup("recipes", kind, base):
+                    if candidate not in found:
+                        found.append(candidate)
+            if found:
+                break
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            names = ", ".join(repr(str((self.row("recipes", c) or {}).get("name"))) for c in found)
+            raise RefError("ambiguous", field,
+                           f"recipe {base!r} is ambiguous: it is the slug or name-derived pseudo-slug of "
+                           f"{len(found)} recipes ({names}); bakestore does not guess",
+                           target="recipe slugs", key=base)
+        for kind in ("slug", "pseudo"):
+            where = self.resolver.refused_where("recipes", kind, base)
+            if where is not None:
+                raise RefError("dependent", field, f"refers to recipe {base!r}, which was refused ({where})",
+                               target="recipe slugs", key=base)
+        scope = "the file or the store" if self.merge else "the file"
+        raise RefError("missing", field, f"no recipe with slug or pseudo-slug {base!r} in {scope}",
+                       target="recipe slugs", key=base)
 
     def _recipe_line(self, rec: Rec, recipe_id: str) -> None:
         r = rec.r
