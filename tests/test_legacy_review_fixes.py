@@ -151,6 +151,34 @@ def test_merge_refuses_a_base_whose_slug_and_pseudo_slug_name_different_stored_r
                    flags=("--merge", "--yes"))
 
 
+# --------------------------------------------------------------------------- 3. duplicate raw ids
+
+
+def _supplier_id_twice(data: dict[str, Any]) -> None:
+    data["suppliers"][1]["id"] = 1  # Amazon claims Costco's raw id: "last one wins" gave everything to Amazon
+    data["purchases"][1]["supplier_id"] = 1
+    data["products"][0].update(preferred_supplier_id=1, preferred_supplier_slug=None, preferred_supplier_name=None)
+
+
+def test_a_raw_id_written_twice_is_refused_naming_both_records(tmp_path: Path, populated_template: Path) -> None:
+    source = edited(tmp_path, _supplier_id_twice)
+    assert_refused(live_copy(tmp_path, populated_template), source, "file.json: suppliers[1] (amazon) field id",
+                   "duplicate id 1", "suppliers[0]")
+
+
+def test_skip_invalid_skips_the_duplicate_and_refuses_references_to_that_id(tmp_path: Path) -> None:
+    source = edited(tmp_path, _supplier_id_twice)
+    with Store(tmp_path / "s.db", device_id=DEVICE) as store:
+        report, _ = import_legacy(store, source, skip_invalid=True)
+        assert [s["slug"] for s in store.rows("suppliers")] == ["costco_boston_ma"]
+        assert store.count("purchases") == 0  # both named supplier id 1: neither is attached by guess
+    reasons = [p.message(report.label) for p in report.problems]
+    assert any("suppliers[1]" in r and "duplicate id 1" in r for r in reasons)
+    assert any("purchases[0]" in r and "supplier id 1 is ambiguous" in r and "suppliers[0] and suppliers[1]" in r
+               for r in reasons)
+    assert any("products[0]" in r and "preferred_supplier_id" in r and "ambiguous" in r for r in reasons)
+
+
 # --------------------------------------------------------------------------- 4. repeated JSON keys
 
 
@@ -254,6 +282,28 @@ def test_huge_numbers_anywhere_are_refused_never_crash(tmp_path: Path) -> None:
             translate(source, device_id=DEVICE)
         except LegacyFormatError as exc:
             assert "\n" not in str(exc)
+
+
+# --------------------------------------------------------------------------- 8. raw id next to a slug
+
+
+def test_a_raw_supplier_id_next_to_a_slug_must_agree(tmp_path: Path, populated_template: Path) -> None:
+    conflict = edited(tmp_path, lambda d: d["purchases"][0].update(supplier_slug="amazon"), "conflict.json")
+    assert_refused(live_copy(tmp_path, populated_template), conflict, "conflict.json: purchases[0]",
+                   "field supplier_id", "raw id 1 and slug 'amazon' name different suppliers")
+    agreeing = edited(tmp_path, lambda d: d["purchases"][0].update(supplier_slug="costco_boston_ma"), "agree.json")
+    report = translate(agreeing, device_id=DEVICE).report
+    assert "supplier_id" not in report.entities["purchases"].unused_keys  # it was read and checked
+
+
+def test_a_raw_id_the_file_cannot_resolve_leaves_the_slug_to_decide(tmp_path: Path) -> None:
+    def change(data: dict[str, Any]) -> None:
+        for supplier in data["suppliers"]:
+            del supplier["id"]
+        for purchase in data["purchases"]:
+            purchase["supplier_slug"] = "amazon"
+    report = translate(edited(tmp_path, change), device_id=DEVICE).report
+    assert report.entities["purchases"].notes["supplier_id: raw id not resolvable in this file: the slug was used"] == 2
 
 
 # --------------------------------------------------------------------------- 9. unlisted entity files

@@ -235,6 +235,12 @@ class Resolver:
         #: Raw integer ids of the source file per upstream entity → bakestore id.
         self.raw: dict[str, dict[int, str]] = {}
         self._refused_raw: dict[str, dict[int, str]] = {}
+        #: Where each raw id was first written, per entity; ids written twice name no one record.
+        self._raw_claims: dict[str, dict[int, str]] = {}
+        self._duplicate_raw: dict[str, dict[int, list[str]]] = {}
+        #: Raw ids of records not written because the store already has them without a row to
+        #: point at (a lot whose purchase is already there but whose own row is gone), with why.
+        self._absent_raw: dict[str, dict[int, str]] = {}
 
     def funcs(self, table: str) -> dict[str, KeyFunc]:
         if table not in self._funcs:
@@ -283,9 +289,34 @@ class Resolver:
         if isinstance(raw_id, int) and not isinstance(raw_id, bool):
             self._refused_raw.setdefault(entity, {}).setdefault(raw_id, where)
 
+    def claim_raw(self, entity: str, raw_id: Any, where: str) -> None:
+        """Note that the record at ``where`` carries raw ``id`` ``raw_id``; a second one is a duplicate.
+
+        The later record is refused naming the earlier, and the id itself becomes ambiguous: a
+        reference to it could mean either record, so it is never resolved (no "last one wins").
+        """
+        if not isinstance(raw_id, int) or isinstance(raw_id, bool):
+            return
+        claims = self._raw_claims.setdefault(entity, {})
+        first = claims.get(raw_id)
+        if first is None:
+            claims[raw_id] = where
+            return
+        places = self._duplicate_raw.setdefault(entity, {}).setdefault(raw_id, [first])
+        places.append(where)
+        raise RefError("duplicate", "id", f"duplicate id {raw_id}: {first} has the same id; references to "
+                       f"{noun(entity)} id {raw_id} cannot tell the two apart", target=f"{noun(entity)} raw ids",
+                       key=str(raw_id))
+
     def add_raw(self, entity: str, raw_id: Any, row_id: str) -> None:
         if isinstance(raw_id, int) and not isinstance(raw_id, bool):
-            self.raw.setdefault(entity, {})[raw_id] = row_id
+            known = self.raw.setdefault(entity, {}).setdefault(raw_id, row_id)
+            if known != row_id:  # claim_raw refuses the second record before it gets here
+                raise AssertionError(f"raw {entity} id {raw_id} registered for two rows")
+
+    def absent_raw(self, entity: str, raw_id: Any, reason: str) -> None:
+        if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+            self._absent_raw.setdefault(entity, {})[raw_id] = reason
 
     # -- the store (merge mode)
 
@@ -343,6 +374,15 @@ class Resolver:
         """A raw integer id of the source file (only meaningful within that one file)."""
         if not isinstance(raw_id, int) or isinstance(raw_id, bool):
             raise RefError("invalid", field, f"expected an integer id, got {raw_id!r}")
+        twice = self._duplicate_raw.get(entity, {}).get(raw_id)
+        if twice:
+            raise RefError("ambiguous", field, f"{noun(entity)} id {raw_id} is ambiguous: {' and '.join(twice)} "
+                           "both carry it; bakestore does not guess", target=f"{noun(entity)} raw ids",
+                           key=str(raw_id))
+        absent = self._absent_raw.get(entity, {}).get(raw_id)
+        if absent is not None:
+            raise RefError("dependent", field, f"refers to {noun(entity)} id {raw_id}, which {absent}",
+                           target=f"{noun(entity)} raw ids", key=str(raw_id))
         where = self._refused_raw.get(entity, {}).get(raw_id)
         if where is not None and raw_id not in self.raw.get(entity, {}):
             raise RefError("dependent", field, f"refers to {noun(entity)} id {raw_id}, which was refused ({where})",

@@ -133,33 +133,47 @@ class SingleFileTranslator(Translator):
 
     def product(self, rec: Rec) -> None:
         r = rec.r
+        raw_id = self.claim_raw(rec, "products")
         values = self.product_values(rec)
         values["preferred_supplier_id"] = self.preferred_supplier(rec)
-        raw_id = r.raw("id")
         created, updated = self.timestamps(rec, dated=True)
         row_id = self.add(rec, "products", values, uuid=r.uuid(), created=created, updated=updated)
         self.resolver.add_raw("products", raw_id, row_id)
 
-    def preferred_supplier(self, rec: Rec) -> str | None:
-        """Slug first; the raw id must agree with it; the display name is the last resort."""
+    def slug_and_raw(self, rec: Rec, table: str, slug_field: str, raw_field: str) -> str | None:
+        """A reference written both as a slug and as a raw id of the source file: both must agree.
+
+        A raw id the file cannot resolve at all (its suppliers carry no ids, or none with that
+        id) leaves the slug to decide, noted; any other failure of either refuses the record.
+        """
         r = rec.r
-        slug = r.text("preferred_supplier_slug")
-        raw = r.raw("preferred_supplier_id")
-        name = r.text("preferred_supplier_name")
-        by_slug = self.resolver.one("suppliers", "slug", slug, field="preferred_supplier_slug") if slug else None
+        slug = r.text(slug_field)
+        raw = r.raw(raw_field)
+        by_slug = self.resolver.one(table, "slug", slug, field=slug_field) if slug else None
         by_raw = None
         if raw is not None:
             try:
-                by_raw = self.resolver.raw_one("suppliers", raw, field="preferred_supplier_id")
-            except RefError:
-                if by_slug is None:
+                by_raw = self.resolver.raw_one(table, raw, field=raw_field)
+            except RefError as err:
+                if by_slug is None or err.kind != "missing":
                     raise
-                r.note("preferred_supplier_id", "raw id not resolvable in this file: the slug was used")
+                r.note(raw_field, "raw id not resolvable in this file: the slug was used")
         if by_slug and by_raw and by_slug != by_raw:
-            raise RefError("conflict", "preferred_supplier_id", f"raw id {raw} and slug {slug!r} name different "
-                           "suppliers")
-        if by_slug or by_raw:
-            return by_slug or by_raw
+            raise RefError("conflict", raw_field, f"raw id {raw} and slug {slug!r} name different {table} "
+                           f"({self.describe_row(table, by_raw)} and {self.describe_row(table, by_slug)})")
+        return by_slug or by_raw
+
+    def describe_row(self, table: str, row_id: str) -> str:
+        row = self.row(table, row_id) or {}
+        return repr(row.get("slug") or row.get("name") or row_id)
+
+    def preferred_supplier(self, rec: Rec) -> str | None:
+        """Slug first; the raw id must agree with it; the display name is the last resort."""
+        r = rec.r
+        found = self.slug_and_raw(rec, "suppliers", "preferred_supplier_slug", "preferred_supplier_id")
+        name = r.text("preferred_supplier_name")
+        if found:
+            return found
         if name:
             try:
                 return self.resolver.one("suppliers", "display", name, field="preferred_supplier_name")
@@ -202,16 +216,11 @@ class SingleFileTranslator(Translator):
 
     def purchase(self, rec: Rec) -> None:
         r = rec.r
-        raw_id = r.raw("id")
-        if raw_id is not None and (not isinstance(raw_id, int) or isinstance(raw_id, bool)):
-            raise ValueProblem("id", f"expected an integer id, got {raw_id!r}")
+        raw_id = self.claim_raw(rec, "purchases")
         product_id = self.purchase_product(rec, raw_id)
-        if r.has("supplier_slug"):
-            supplier_id = self.ref(rec, "suppliers", "slug", "supplier_slug")
-        else:
-            if r.raw("supplier_id") is None:
-                raise ValueProblem("supplier_id", "missing")
-            supplier_id = self.resolver.raw_one("suppliers", r.raw("supplier_id"), field="supplier_id")
+        supplier_id = self.slug_and_raw(rec, "suppliers", "supplier_slug", "supplier_id")
+        if supplier_id is None:
+            raise ValueProblem("supplier_id", "missing")
         values = {
             "product_id": product_id, "supplier_id": supplier_id,
             "purchase_date": r.date("purchase_date", required=True), "unit_price": r.money("unit_price"),
@@ -274,6 +283,7 @@ class SingleFileTranslator(Translator):
     def lot(self, rec: Rec) -> None:
         """A lot: product by its six-field variant key, purchase by the raw ``purchase_id``."""
         r = rec.r
+        raw_id = self.claim_raw(rec, "inventory_items")
         purchase_id = purchase_product = None
         if r.raw("purchase_id") is not None:
             purchase_id = self.resolver.raw_one("purchases", r.raw("purchase_id"), field="purchase_id")
@@ -579,7 +589,7 @@ class SingleFileTranslator(Translator):
 
     def material_purchase(self, rec: Rec) -> None:
         r = rec.r
-        raw_id = r.raw("id")
+        raw_id = self.claim_raw(rec, "material_purchases")
         row_id = self.add(rec, "material_purchases", {
             "product_id": self.material_product_ref(rec, "material_product_slug"),
             "supplier_id": self.ref(rec, "suppliers", "slug", "supplier_slug"),
@@ -597,6 +607,9 @@ class SingleFileTranslator(Translator):
         raw = r.raw("material_purchase_id")
         if raw is not None and self.resolver.raw.get("material_purchases"):
             purchase_id = self.resolver.raw_one("material_purchases", raw, field="material_purchase_id")
+            if (self.row("material_purchases", purchase_id) or {}).get("product_id") != product_id:
+                raise RefError("conflict", "material_purchase_id", f"the lot is for another material product than "
+                               f"its purchase (id {raw})")
         else:
             purchase_id = self.resolver.one("material_purchases", "product_date", (product_id, purchase_date),
                                             field="material_purchase_id", shown=f"{product_id}@{purchase_date}")

@@ -317,6 +317,16 @@ class Translator:
 
     # ------------------------------------------------------------------ shared reference helpers
 
+    def claim_raw(self, rec: Rec, entity: str) -> Any:
+        """The record's raw integer ``id`` (single files), checked to be an integer and not reused."""
+        raw_id = rec.r.raw("id")
+        if raw_id is None:
+            return None
+        if not isinstance(raw_id, int) or isinstance(raw_id, bool):
+            raise ValueProblem("id", f"expected an integer id, got {raw_id!r}")
+        self.resolver.claim_raw(entity, raw_id, rec.place)
+        return raw_id
+
     def ref(self, rec: Rec, table: str, kind: str, key_field: str, *, required: bool = True,
             empty_as_null: bool = True) -> str | None:
         """Resolve a textual reference field (slug or name) of ``rec``."""
@@ -386,6 +396,7 @@ class Translator:
 
     def supplier(self, rec: Rec) -> None:
         r = rec.r
+        raw_id = self.claim_raw(rec, "suppliers")
         values = {
             "name": r.text("name", required=True), "slug": r.text("slug", required=True),
             "supplier_type": r.enum("supplier_type", ("physical", "online"), default="physical"),
@@ -393,9 +404,6 @@ class Translator:
             "city": r.text("city"), "state": r.text("state"), "zip_code": r.text("zip_code"),
             "notes": r.text("notes"), "is_active": r.boolean("is_active", default=True),
         }
-        raw_id = r.raw("id")
-        if raw_id is not None and (not isinstance(raw_id, int) or isinstance(raw_id, bool)):
-            raise ValueProblem("id", f"expected an integer id, got {raw_id!r}")
         row_id = self.add(rec, "suppliers", values, uuid=r.uuid(), created=r.timestamp("created_at"),
                           updated=r.timestamp("updated_at"))
         self.resolver.add_raw("suppliers", raw_id, row_id)
