@@ -151,6 +151,61 @@ def test_merge_refuses_a_base_whose_slug_and_pseudo_slug_name_different_stored_r
                    flags=("--merge", "--yes"))
 
 
+# --------------------------------------------------------------------------- 2. merging twice
+
+
+def _with_package_contents(data: dict[str, Any]) -> None:
+    data["package_finished_goods"] = [{"package_name": "Holiday Tin", "finished_good_slug": "cookie-box",
+                                       "quantity": 2}]
+    data["compositions"].append({"component_quantity": 1.0, "sort_order": 0, "finished_good_slug": None,
+                                 "package_name": "Holiday Tin", "finished_unit_slug": None,
+                                 "finished_good_component_slug": "cookie-box", "packaging_product_id": None,
+                                 "material_unit_slug": None, "is_generic": False})
+
+
+def test_merging_the_same_single_file_twice_adds_nothing(tmp_path: Path) -> None:
+    source = edited(tmp_path, _with_package_contents)
+    with Store(tmp_path / "s.db", device_id=DEVICE) as store:
+        import_legacy(store, source, merge=True)
+        after_first = store.counts()
+        assert after_first["inventory_items"] == 2 and after_first["package_finished_goods"] == 1
+        report, result = import_legacy(store, source, merge=True)
+        assert store.counts() == after_first
+        assert {t: (d.added, d.changed) for t, d in result.diff.items() if d.added or d.changed} == {}
+        assert sum(lot["quantity"] for lot in store.rows("inventory_items")) == 14.0  # 10 lb flour + 4 lb sugar
+        for entity in report.entities.values():
+            assert entity.imported == 0 and not entity.refused, entity.entity
+            assert entity.existing + entity.folded == entity.read, entity.entity
+        third, _ = import_legacy(store, source, merge=True)
+        assert store.counts() == after_first
+
+
+def test_merging_the_same_coordinated_backup_twice_adds_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    assert cli(db, str(FOLDER), "--merge", "--yes").exit_code == 0
+    with Store(db, device_id=DEVICE) as store:
+        counts = store.counts()
+    second = cli(db, str(FOLDER), "--merge", "--yes", "--json")
+    assert second.exit_code == 0, second.output
+    diff = json.loads(second.stdout)["result"]["diff"]
+    assert all(d["added"] == 0 and d["changed"] == 0 for d in diff.values())
+    with Store(db, device_id=DEVICE) as store:
+        assert store.counts() == counts
+
+
+def test_a_merged_lot_whose_stored_lot_is_gone_is_not_brought_back(tmp_path: Path) -> None:
+    """A lot's identity is its purchase: used up and deleted in the store, it stays deleted."""
+    with Store(tmp_path / "s.db", device_id=DEVICE) as store:
+        import_legacy(store, SINGLE, merge=True)
+        for lot in list(store.rows("inventory_items")):
+            store.delete("inventory_items", lot["id"])
+        report, result = import_legacy(store, SINGLE, merge=True)
+        assert store.count("inventory_items") == 0 and result.diff["inventory_items"].added == 0
+        lots = report.entities["inventory_items"]
+        assert lots.existing == 2
+        assert any("not added again" in note for note in lots.notes)
+
+
 # --------------------------------------------------------------------------- 3. duplicate raw ids
 
 

@@ -105,6 +105,14 @@ def _supplier_display(row: Mapping[str, Any]) -> str | None:
     return row.get("name")
 
 
+def _all_of(*cols: str) -> KeyFunc:
+    """A key of several columns that exists only when every one of them is set."""
+    def key(row: Mapping[str, Any]) -> Hashable | None:
+        values = tuple(row.get(c) for c in cols)
+        return None if any(v is None for v in values) else values
+    return key
+
+
 #: Reference kinds per table beyond the registry's unique keys (which are added automatically).
 CUSTOM_KEYS: dict[str, dict[str, KeyFunc]] = {
     "suppliers": {"slug": lambda r: r.get("slug"), "name": lambda r: r.get("name"),
@@ -141,18 +149,39 @@ CUSTOM_KEYS: dict[str, dict[str, KeyFunc]] = {
     "material_units": {"slug": lambda r: r.get("slug")},
     "recipe_categories": {"slug": lambda r: r.get("slug"), "name": lambda r: r.get("name")},
     "inventory_items": {"product_date": lambda r: (r.get("product_id"), r.get("purchase_date")),
-                        "product": lambda r: r.get("product_id")},
+                        "product": lambda r: r.get("product_id"), "purchase": lambda r: r.get("purchase_id")},
+    # Merge identities of records that carry no uuid and no unique key in the single file: the
+    # junction's parents, or the run's subject and moment (see MERGE_KINDS).
+    "event_recipient_packages": {"assignment": _all_of("event_id", "recipient_id", "package_id")},
+    "package_finished_goods": {"pair": _all_of("package_id", "finished_good_id")},
+    "compositions": {"package_fg": _all_of("package_id", "finished_good_id"),
+                     "package_fu": _all_of("package_id", "finished_unit_id"),
+                     "package_mu": _all_of("package_id", "material_unit_id")},
+    "production_runs": {"moment": _all_of("recipe_id", "finished_unit_id", "produced_at")},
+    "assembly_runs": {"moment": _all_of("finished_good_id", "assembled_at")},
+    "production_records": {"moment": _all_of("event_id", "recipe_id", "produced_at")},
+    "plan_amendments": {"amendment": _all_of("event_id", "amendment_type", "amendment_data")},
     "purchases": {"product_date": lambda r: (r.get("product_id"), r.get("purchase_date"))},
     "material_purchases": {"product_date": lambda r: (r.get("product_id"), r.get("purchase_date"))},
     "material_inventory_items": {},
 }
 
-#: Extra kinds that mean "the same record" in merge mode (besides id and the unique keys).
+#: Extra kinds that mean "the same record" in merge mode (besides id and the unique keys). The
+#: single file gives most records no uuid; without these, merging the same file twice would add
+#: its stock, assignments and runs again (docs/legacy-import.md §3 lists each identity). Inventory
+#: lots are matched through their purchase in ``SingleFileTranslator.lot``.
 MERGE_KINDS: dict[str, tuple[str, ...]] = {
     "products": ("variant",),
     "events": ("name_year",),
     "recipients": ("name",),
     "packages": ("name",),
+    "event_recipient_packages": ("assignment",),
+    "package_finished_goods": ("pair",),
+    "compositions": ("package_fg", "package_fu", "package_mu"),
+    "production_runs": ("moment",),
+    "assembly_runs": ("moment",),
+    "production_records": ("moment",),
+    "plan_amendments": ("amendment",),
 }
 
 #: Extra kinds that make two records of one file duplicates (besides the unique keys).
@@ -207,7 +236,10 @@ _KIND_WORDS = {"slug": "slugs", "name": "names", "display_name": "display names"
                "pseudo": "pseudo-slugs", "variant": "variant keys", "described": "descriptions", "key": "keys",
                "brand": "brands", "name_year": "name/year pairs", "recipe_display": "display names",
                "raw": "raw ids", "uuid": "uuids", "product_date": "product/date pairs", "recipe": "recipes",
-               "product": "products"}
+               "product": "products", "purchase": "purchases", "assignment": "event/recipient/package triples",
+               "pair": "package/finished good pairs", "package_fg": "package/finished good pairs",
+               "package_fu": "package/finished unit pairs", "package_mu": "package/material unit pairs",
+               "moment": "subject/time pairs", "amendment": "event/type/data triples"}
 
 
 def describe(table: str, kind: str) -> str:

@@ -313,8 +313,34 @@ class SingleFileTranslator(Translator):
             "location": r.text("location"), "lot_or_batch": r.text("lot_or_batch"), "notes": r.text("notes"),
             "last_updated": r.timestamp("last_updated") or updated or created or self.import_time,
         }
-        row_id = self.add(rec, "inventory_items", values, uuid=r.uuid(), created=created, updated=updated)
-        self.resolver.add_raw("inventory_items", r.raw("id"), row_id)
+        uuid = r.uuid()
+        if self.merge and uuid is None and purchase_id is not None and self.resolver.in_store("purchases", purchase_id):
+            self.lot_of_stored_purchase(rec, values, purchase_id, raw_id)
+            return
+        row_id = self.add(rec, "inventory_items", values, uuid=uuid, created=created, updated=updated)
+        self.resolver.add_raw("inventory_items", raw_id, row_id)
+
+    def lot_of_stored_purchase(self, rec: Rec, values: dict[str, Any], purchase_id: str, raw_id: Any) -> None:
+        """Merge: a lot whose purchase is already in the store is already there too (one lot per purchase).
+
+        Single-file lots carry no uuid, so this is their identity: adding them again would count the
+        stock twice. The store's lot of that purchase is the one references resolve to; when the
+        store no longer has one (used up and deleted), the lot is not brought back.
+        """
+        lots = self.resolver.store_matches("inventory_items", "purchase", purchase_id)
+        if len(lots) > 1:
+            raise RefError("conflict", "purchase_id", f"its purchase is already in the store with {len(lots)} lots; "
+                           "cannot tell which one this is")
+        self.report.entity(rec.entity).existing += 1
+        rec.existing = True
+        if lots:
+            self.resolver.register("inventory_items", values, lots[0])
+            self.resolver.add_raw("inventory_items", raw_id, lots[0])
+            return
+        rec.r.note("purchase_id", "the purchase is already in the store, which has no lot for it any more: "
+                   "not added again")
+        self.resolver.absent_raw("inventory_items", raw_id, "was not added again: its purchase is already in the "
+                                 "store, which has no lot for it any more")
 
     # ------------------------------------------------------------------ recipes, units, goods
 
