@@ -339,6 +339,27 @@ def test_huge_numbers_anywhere_are_refused_never_crash(tmp_path: Path) -> None:
             assert "\n" not in str(exc)
 
 
+# --------------------------------------------------------------------------- 7. yield_type
+
+
+def test_a_missing_yield_type_is_serving_and_noted(tmp_path: Path) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["finished_units"] = [data["finished_units"][0]]  # the iced unit exists only nested
+    with Store(tmp_path / "s.db", device_id=DEVICE) as store:
+        report, _ = import_legacy(store, edited(tmp_path, change))
+        units = names(store, "finished_units", "slug")
+    assert units["sugar-cookie"]["yield_type"] == "EA"  # folded into its top-level copy, which says EA
+    assert units["iced-sugar-cookie"]["yield_type"] == "SERVING"
+    assert report.entities["recipes[].finished_units"].notes["yield_type: missing: SERVING (upstream default)"] == 1
+    assert "yield_type: missing: SERVING (upstream default) (1x)" in report.format_text()
+
+    def older(data: dict[str, Any]) -> None:
+        del data["finished_units"][1]["yield_type"]  # a file from before 2026-02-08
+    with Store(tmp_path / "t.db", device_id=DEVICE) as store:
+        report, _ = import_legacy(store, edited(tmp_path, older, "older.json"))
+    assert report.entities["finished_units"].notes["yield_type: missing: SERVING (upstream default)"] == 1
+
+
 # --------------------------------------------------------------------------- 8. raw id next to a slug
 
 

@@ -373,7 +373,7 @@ class SingleFileTranslator(Translator):
         discrete = mode == "discrete_count"
         values = {
             "slug": slug, "display_name": r.text("name", required=True), "recipe_id": recipe_id,
-            "yield_mode": mode, "yield_type": r.enum("yield_type", ("EA", "SERVING"), default="SERVING"),
+            "yield_mode": mode, "yield_type": self.yield_type(rec),
             "items_per_batch": to_int(quantity, "unit_yield_quantity") if discrete and quantity is not None else None,
             "item_unit": unit_text if discrete else None,
             "batch_percentage": to_real(quantity, "unit_yield_quantity") if not discrete and quantity is not None

@@ -553,12 +553,20 @@ class Translator:
             "slug": r.text("slug", required=True), "display_name": r.text("display_name", required=True),
             "recipe_id": recipe_id, "description": r.text("description"),
             "yield_mode": self.yield_mode(rec, "yield_mode", r.raw("items_per_batch")),
-            "yield_type": r.enum("yield_type", ("EA", "SERVING"), default="SERVING"),
+            "yield_type": self.yield_type(rec),
             "items_per_batch": r.integer("items_per_batch"), "item_unit": r.text("item_unit"),
             "batch_percentage": r.real("batch_percentage"), "portion_description": r.text("portion_description"),
             "inventory_count": r.integer("inventory_count", default=0), "category": r.text("category"),
             "production_notes": r.text("production_notes"), "notes": r.text("notes"),
         }
+
+    def yield_type(self, rec: Rec) -> str:
+        """``EA`` or ``SERVING``; files before 2026-02-08 (and nested units) carry none: SERVING, noted."""
+        value = rec.r.enum("yield_type", ("EA", "SERVING"))
+        if value is None:
+            rec.r.note("yield_type", "missing: SERVING (upstream default)")
+            return "SERVING"
+        return value
 
     def yield_mode(self, rec: Rec, key: str, quantity: Any) -> str:
         """A yield mode; a spec-era mode upstream code never defined (``weight``) is read by shape.
