@@ -404,3 +404,21 @@ def test_skip_invalid_leaves_the_unlisted_entity_file_out_and_says_so(tmp_path: 
         report, _ = import_legacy(store, folder, skip_invalid=True)
         assert store.count("purchases") == 0 and store.count("suppliers") == 2
     assert any("purchases.json" in w and "skipped, nothing imported from it" in w for w in report.warnings)
+
+
+# --------------------------------------------------------------------------- recurring event names
+
+
+def test_recurring_event_names_say_which_rows_and_what_to_do(tmp_path: Path, populated_template: Path) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["events"][0]["name"] = "Christmas"
+        data["events"].append(dict(data["events"][0], event_date="2024-12-20", year=2024))
+        for key in ("event_recipient_packages", "event_production_targets", "production_runs", "assembly_runs",
+                    "event_recipes", "event_finished_goods", "batch_decisions"):
+            for row in data[key]:
+                row["event_name"] = "Christmas"
+    line = assert_refused(live_copy(tmp_path, populated_template), edited(tmp_path, change),
+                          "7 records refer to 'Christmas'", "event_recipient_packages[0]", "batch_decisions[0]",
+                          "events[0] on 2025-12-20, events[1] on 2024-12-20", "names its event only by name",
+                          "distinct names in BakeTracker", "--skip-invalid")
+    assert "does not guess" in line

@@ -134,6 +134,19 @@ class ImportReport:
             hint = " (use --merge to resolve them against the store's rows)" if self.mode == "restore" else ""
             scope = "not in the file" if self.mode == "restore" else "in neither the file nor the store"
             parts.append(f"{self.label}: {len(keys)} {target} referenced but {scope}: {shown}{more}{hint}")
+        ambiguous: dict[tuple[str, str], list[str]] = {}
+        for problem in problems:
+            if problem.kind == "ambiguous" and problem.target and problem.key is not None:
+                place = problem.place or (problem.entity if problem.index is None
+                                          else f"{problem.entity}[{problem.index}]")
+                ambiguous.setdefault((problem.target, problem.key), []).append(place)
+        for (target, key), places in ambiguous.items():
+            if len(places) < 2:
+                continue
+            shown = ", ".join(places[:LIST_LIMIT])
+            more = f" (+{len(places) - LIST_LIMIT} more)" if len(places) > LIST_LIMIT else ""
+            parts.append(f"{self.label}: {len(places)} records refer to {key!r} ({target}), which matches several "
+                         f"rows: {shown}{more}")
         first = problems[0].message(self.label)
         further = len(problems) - 1
         tail = f" (+{further} further problem{'s' if further != 1 else ''}; see the report)" if further else ""

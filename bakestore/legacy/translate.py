@@ -362,7 +362,32 @@ class Translator:
                 raise RefError("ambiguous", "event_slug", f"event slug {slug!r} is given to several events in the "
                                "file; bakestore does not guess", target="event slugs", key=slug)
             return self.event_slugs[slug]
-        return self.ref_first(rec, "events", [("event_name", "name")], required=required)
+        try:
+            return self.ref_first(rec, "events", [("event_name", "name")], required=required)
+        except RefError as err:
+            if err.kind != "ambiguous":
+                raise
+            raise self._ambiguous_event(str(rec.r.text("event_name")), err) from None
+
+    def _ambiguous_event(self, name: str, err: RefError) -> RefError:
+        """Recurring events ("Christmas" every year): say which events and what the user can do.
+
+        The single file's planning rows and runs name their event by ``event_name`` only — no
+        date, no year — so which of two same-named events a row belongs to is not in the file,
+        and no field of the row can safely decide it.
+        """
+        matches = self.resolver.candidates("events", "name", name)
+        shown = []
+        for match in matches:
+            row = self.row("events", match) or {}
+            place = self.origin.get(("events", match), ("", "the store"))[1]
+            shown.append(f"{place} on {row.get('event_date')}")
+        return RefError("ambiguous", "event_name",
+                        f"event {name!r} is ambiguous: {len(matches)} events have that name ({', '.join(shown)}) and "
+                        "this record names its event only by name (the format writes no date or year here), so "
+                        "which one it belongs to is not in the file and bakestore does not guess; give the events "
+                        "distinct names in BakeTracker (e.g. add the year) and export again, or use --skip-invalid "
+                        "to import everything else", target=err.target, key=err.key)
 
     def recipe_ref(self, rec: Rec, *, required: bool = True) -> str | None:
         """A recipe by ``recipe_slug`` (a real slug, or the exporter's name-derived pseudo-slug) or name."""
