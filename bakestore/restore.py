@@ -46,6 +46,7 @@ import operator
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -1098,19 +1099,31 @@ def make_restore_point(db_path: Path, operation: str) -> Path:
         _remove_db_files(tmp)
         raise RestoreError(f"{db_path}: could not write the restore point: {exc.strerror or exc}; "
                            "nothing was changed") from None
-    check = sqlite3.connect(_ro_uri(final), uri=True)
+    problem = _check_restore_point(final)
+    if problem is not None:
+        final.unlink()
+        _sidecar(final).unlink(missing_ok=True)
+        raise RestoreError(f"{final}: the new restore point failed its check: {problem}; nothing was changed")
+    return final
+
+
+def _check_restore_point(point: Path) -> str | None:
+    """``quick_check`` a restore point and record it in its sidecar with the file's sha256 and
+    chunk CRCs (what the fast undo relies on). Returns the first problem found, or None."""
+    check = sqlite3.connect(_ro_uri(point), uri=True)
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            digest = pool.submit(_sha256_file, final)  # hashlib lets go of the GIL: beside the check
+            digest = pool.submit(_sha256_file, point)  # hashlib lets go of the GIL: beside the check
             result = [r[0] for r in check.execute("PRAGMA quick_check")]
             sha256, chunks = digest.result()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
     finally:
         check.close()
     if result != ["ok"]:
-        final.unlink()
-        raise RestoreError(f"{final}: the new restore point failed its check: {result[0]}; nothing was changed")
-    _write_sidecar(final, sha256, "quick_check", chunks)
-    return final
+        return result[0]
+    _write_sidecar(point, sha256, "quick_check", chunks)
+    return None
 
 
 def _sha256_file(path: Path) -> tuple[str, list[int]]:
@@ -1328,16 +1341,23 @@ def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str],
                 raise CancelledError(f"{operation} cancelled; nothing was changed")
             # Audit first: if the log cannot be written, refuse now, before anything changes.
             _audit(store, record, started)
-            # From the restore point to the swap no bakestore writer may commit: its write would
-            # be in neither the restore point nor the new content.
-            with exclusive_writes(live_path):
-                restore_point = make_restore_point(live_path, operation)
-                result.restore_point = restore_point
-                record.restore_point = str(restore_point)
-                _fault("after-restore-point")
-                fresh_counts = fresh.counts
-                verified = swap_in(fresh.path, live_path,
-                                   beside_checkpoint=lambda: _verify_swap(live_path, fresh_counts, restore_point))
+            verified: concurrent.futures.Future[Any] | None = None
+            restore_point = _swap_in_by_rename(store, fresh.path, operation)
+            if restore_point is not None:
+                record.details["swap"] = "rename-built"  # the checked fresh file, renamed in
+                result.restore_point, record.restore_point = restore_point, str(restore_point)
+            else:
+                # From the restore point to the swap no bakestore writer may commit: its write
+                # would be in neither the restore point nor the new content.
+                with exclusive_writes(live_path):
+                    restore_point = make_restore_point(live_path, operation)
+                    result.restore_point = restore_point
+                    record.restore_point = str(restore_point)
+                    _fault("after-restore-point")
+                    fresh_counts = fresh.counts
+                    point = restore_point
+                    verified = swap_in(fresh.path, live_path,
+                                       beside_checkpoint=lambda: _verify_swap(live_path, fresh_counts, point))
             try:
                 _fault("after-checkpoint")
                 if verified is not None:
@@ -1354,6 +1374,74 @@ def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str],
         finally:
             if fresh is not None:
                 _remove_db_files(fresh.path)
+
+
+def _swap_in_by_rename(store: "Store", fresh_path: Path, operation: str) -> Path | None:
+    """The fast swap: the fresh file *becomes* the live file by rename, and the live file becomes
+    the restore point (a hard link: no copy of it is made). Only from a process with no other
+    thread and when :mod:`bakestore.fileswap` proves that no other connection or process has the
+    database open (the conditions are the fast undo's, guarantees S16). Returns the restore point,
+    or None, having changed nothing, whenever that is not so: the caller then takes a restore
+    point by copy and swaps with the backup API, which is safe with readers.
+
+    The fresh file was built and checked whole (integrity, foreign keys, counts) and carries its
+    clock and bulk-change marker already; the old file, checkpointed by the probe, becomes the
+    restore point and is checked as one (quick_check, sha256 and chunk CRCs in its sidecar).
+    """
+    if store.registry is not REGISTRY or _other_threads():
+        return None
+    live_path = store.path
+    folder = restore_point_dir(live_path)
+    folder.mkdir(exist_ok=True)
+    keep = folder / _next_point_name(live_path, operation)
+    fresh_file = fileswap.file_id(fresh_path)
+    alone: fileswap.ProvenAlone | None = None
+    writes = exclusive_writes(live_path)
+    writes.__enter__()  # no API write in flight, in any thread or process, from here on
+    if store.db.conn.in_transaction:
+        writes.__exit__(None, None, None)
+        return None
+    store.db.close()  # our own connection would (rightly) fail the probe
+    try:
+        with contextlib.ExitStack() as held:
+            held.push(writes)
+            # The live file's permissions stay what the user gave it (the fresh file was created
+            # with the process's defaults).
+            os.chmod(fresh_path, stat.S_IMODE(os.stat(live_path).st_mode))
+            alone = held.enter_context(fileswap.proven_alone(live_path, fresh_path))
+            _fault("before-rename-swap-in")
+            alone.swap(keep)
+            _fault("after-rename-swap-in")
+    except fileswap.NotProvenAlone as why:
+        store.db = connect_store_file(live_path)
+        log.info("%s: %s by rename not possible (%s); using the backup-API swap", live_path, operation, why)
+        return None
+    except BaseException:
+        if alone is not None and alone.swapped:
+            raise RestoreError(f"{operation} done: the new content is in place, but a later step failed; the "
+                               f"previous content is in the restore point {keep}") from None
+        store.db = connect_store_file(live_path)
+        raise
+    # From here on the swap has happened: a failure must not read as "nothing changed".
+    try:
+        store.db = connect_store_file(live_path)
+        if alone.late_openers:
+            log.error("%s: process(es) %s opened the database during the swap and still hold the old "
+                      "file; they may read stale data until they reopen it", live_path, sorted(alone.late_openers))
+        # The old live file, checkpointed by the probe, is the restore point: checked as a copy
+        # would be, so that an undo of this operation can be the fast one too.
+        problem = _check_restore_point(keep)
+        if problem is not None:
+            _write_sidecar(keep, None, None)
+            log.warning("%s: the restore point %s (the previous live file) fails quick_check: %s; an undo to it "
+                        "will refuse it", live_path, keep, problem)
+        if fileswap.file_id(live_path) != fresh_file:
+            raise RestoreError(f"{live_path}: after the swap the live file is not the new content's file")
+    except (OSError, sqlite3.Error, BakestoreError) as exc:
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise RestoreError(f"{operation} done: the new content is in place, but a later step failed ({text}); "
+                           f"the previous content is in the restore point {keep}") from None
+    return keep
 
 
 def _prune_quietly(live_path: Path) -> None:

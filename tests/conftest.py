@@ -45,12 +45,16 @@ def file_sha256(path: Path) -> str:
 
 
 def db_fingerprint(path: Path) -> dict[str, str | None]:
-    """Hashes of a database and its sibling files: 'nothing changed' means all of these are equal."""
+    """Hashes of a database and its sibling files: 'nothing changed' means all of these are equal.
+
+    An empty ``-wal`` counts as none: it holds no frames, so SQLite reads the same database either
+    way (a read-only connection that closes last cannot delete it, and leaves it behind).
+    """
     path = Path(path)
     out: dict[str, str | None] = {}
     for suffix in ("", "-wal", "-journal"):
         p = Path(str(path) + suffix)
-        out[suffix or "db"] = file_sha256(p) if p.exists() else None
+        out[suffix or "db"] = file_sha256(p) if p.exists() and (suffix != "-wal" or p.stat().st_size) else None
     return out
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import bakestore.sqlite
-from bakestore import audit, restore
+from bakestore import audit, fileswap, restore
 from bakestore.errors import (
     ForeignKeyError,
     LockedError,
@@ -336,8 +336,11 @@ def _path_of(database: Any) -> str:
     return os.path.realpath(text)
 
 
-def test_no_delete_statement_ever_runs_against_the_live_database(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("swap", ["backup-api", "rename"])
+def test_no_delete_statement_ever_runs_against_the_live_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  swap: str) -> None:
+    if swap == "backup-api":
+        monkeypatch.setenv(fileswap.DISABLE_ENV, "1")
     statements: list[tuple[str, str]] = []
     real_connect = sqlite3.connect
 
@@ -366,8 +369,12 @@ def test_no_delete_statement_ever_runs_against_the_live_database(tmp_path: Path,
         store.reset(allow_shrink=True)
 
         on_live = [sql for target, sql in statements if target == os.path.realpath(live)]
-        assert any(sql.startswith("VACUUM INTO") for sql in on_live)  # the trace does see the live file
-        assert any("wal_checkpoint" in sql for sql in on_live)
+        if swap == "backup-api":
+            assert any(sql.startswith("VACUUM INTO") for sql in on_live)  # the trace does see the live file
+            assert any("wal_checkpoint" in sql for sql in on_live)
+        else:  # the probe that proves nobody else has the file open (fileswap._exclusive)
+            assert any(sql.startswith("PRAGMA journal_mode = DELETE") for sql in on_live)
+            assert any(r["details"].get("swap") == "rename-built" for r in audit.read(live, limit=20))
         deletes = [sql for sql in on_live if sql.lstrip().upper().startswith("DELETE")]
         assert deletes == []
         # Stronger: no SQL statement writes to the live file at all; only the backup API's page
@@ -443,6 +450,7 @@ def test_failed_swap_leaves_the_live_file_and_names_the_restore_point(populated:
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(restore, "swap_in", failing_swap)
+    monkeypatch.setenv(fileswap.DISABLE_ENV, "1")  # the backup-API swap (a rename cannot fail this way)
     with pytest.raises(RestoreError, match="restore failed: disk I/O error; the live database was not changed"):
         populated.restore(exported.path)
     assert _tables(populated, tmp_path, "after") == content

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bakestore import audit, restore
+from bakestore import audit, fileswap, restore
 from bakestore.clock import uuid7
 from bakestore.registry import REGISTRY
 from bakestore.sqlite import sqlite3
@@ -30,9 +30,14 @@ from .conftest import DEVICE_A, DEVICE_B, db_fingerprint
 from .test_exports import export_bytes, leftovers, populate_every_table
 
 ROOT = Path(__file__).resolve().parent.parent
-FAULT_STEPS = ["after-verify", "after-build", "after-restore-point", "before-swap", "after-swap", "after-checkpoint"]
+#: Steps of the backup-API swap (taken when a rename cannot be proven safe; forced here with
+#: fileswap.DISABLE_ENV) and of the rename swap (taken when nobody else has the file open).
+FAULT_STEPS = ["after-verify", "after-build", "after-restore-point", "before-swap", "after-swap", "after-checkpoint",
+               "before-rename-swap-in", "after-rename-swap-in"]
 EXPECTED_AFTER_KILL = {"after-verify": "old", "after-build": "old", "after-restore-point": "old",
-                       "before-swap": "old", "after-swap": "new", "after-checkpoint": "new"}
+                       "before-swap": "old", "after-swap": "new", "after-checkpoint": "new",
+                       "before-rename-swap-in": "old", "after-rename-swap-in": "new"}
+RENAME_STEPS = {"after-verify", "after-build", "before-rename-swap-in", "after-rename-swap-in"}
 
 RESTORE_CHILD = """
 import sys
@@ -83,11 +88,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             "new_export": new_export.path, "new": export_bytes(new_export.path, tables_only=True)}
 
 
-def _env(tmp_path: Path, fault: str | None = None) -> dict[str, str]:
+def _env(tmp_path: Path, fault: str | None = None, *, rename: bool = True) -> dict[str, str]:
     env = {**os.environ, "BAKESTORE_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
     env.pop(restore.FAULT_ENV, None)
+    env.pop(fileswap.DISABLE_ENV, None)
     if fault:
         env[restore.FAULT_ENV] = fault
+    if not rename:
+        env[fileswap.DISABLE_ENV] = "1"
     return env
 
 
@@ -116,13 +124,14 @@ def _fresh_live(tmp_path: Path, world: dict[str, object]) -> Path:
 def test_killed_at_each_step_leaves_old_or_new_content(step: str, world: dict[str, object], tmp_path: Path) -> None:
     live = _fresh_live(tmp_path, world)
     child = subprocess.run([sys.executable, "-c", RESTORE_CHILD, str(live), str(world["new_export"])],
-                           env=_env(tmp_path, step), cwd=ROOT, capture_output=True, text=True, timeout=60)
+                           env=_env(tmp_path, step, rename=step in RENAME_STEPS), cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
     assert child.returncode == -signal.SIGKILL, child.stderr
     assert "done" not in child.stdout
     wal = Path(str(live) + "-wal")
     if step == "after-swap":  # the new content is committed only in the WAL the killed process left
         assert wal.exists() and wal.stat().st_size > live.stat().st_size / 2
-    if step != "after-verify":
+    if step not in ("after-verify", "after-rename-swap-in"):  # (after the rename the fresh file *is* live)
         assert any(".fresh-" in name for name in leftovers(tmp_path)), "the killed restore left its fresh file"
     assert _content(live, tmp_path, world) == EXPECTED_AFTER_KILL[step]
     # The next operation cleans up what the killed one left and works normally.
@@ -167,9 +176,10 @@ def test_killed_at_random_moments_leaves_old_or_new_content(world: dict[str, obj
 # --------------------------------------------------------------------------- full disk
 
 
-def _limited(tmp_path: Path, live: Path, action: str, target: Path, limit: int) -> subprocess.CompletedProcess:
+def _limited(tmp_path: Path, live: Path, action: str, target: Path, limit: int, *, rename: bool = True
+             ) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", LIMITED_CHILD, str(live), action, str(target), str(limit)],
-                          env=_env(tmp_path), cwd=ROOT, capture_output=True, text=True, timeout=60)
+                          env=_env(tmp_path, rename=rename), cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
 def test_full_disk_while_building_is_a_clean_error(world: dict[str, object], tmp_path: Path) -> None:
@@ -201,7 +211,9 @@ def test_full_disk_during_the_swap_is_a_clean_error(world: dict[str, object], tm
     assert pages > 200 and size == pages * 4096
 
     live = _fresh_live(tmp_path, world)
-    child = _limited(tmp_path, live, "restore", world["new_export"], size + 2048)  # type: ignore[arg-type]
+    # The backup-API swap writes the whole database into the live file's WAL (a rename swap
+    # writes nothing there: DISABLE_ENV forces the backup path that can run out of space).
+    child = _limited(tmp_path, live, "restore", world["new_export"], size + 2048, rename=False)  # type: ignore[arg-type]
     assert child.returncode == 3, child.stdout + child.stderr
     lines = child.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("RestoreError: restore failed: "), lines
