@@ -1376,6 +1376,59 @@ def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str],
                 _remove_db_files(fresh.path)
 
 
+def _rename_swap(store: "Store", replacement: Path, keep: Path, operation: str, *, fault: str,
+                 before_swap: Callable[[fileswap.ProvenAlone], None] | None = None
+                 ) -> fileswap.ProvenAlone | fileswap.NotProvenAlone:
+    """Rename ``replacement`` over the live file, keeping the live file as ``keep`` (a hard link),
+    when :mod:`bakestore.fileswap` proves that nobody else has the database open.
+
+    API writes are held off (the write lock) before the Store's connection is closed, and stay
+    held through the swap. ``before_swap(alone)`` runs inside the hold, just before the rename
+    (last writes into the replacement through ``alone.replacement``, the audit record). Returns
+    the :class:`~bakestore.fileswap.ProvenAlone` once swapped, or the
+    :class:`~bakestore.fileswap.NotProvenAlone` that says why not: then nothing changed (a
+    rename that had to go back was reversed). The Store's connection is open again either way. A
+    failure after the rename is a :class:`RestoreError` saying the operation is done.
+    """
+    live_path = store.path
+    alone: fileswap.ProvenAlone | None = None
+    writes = exclusive_writes(live_path)
+    writes.__enter__()  # no API write in flight, in any thread or process, from here on
+    if store.db.conn.in_transaction:
+        writes.__exit__(None, None, None)
+        return fileswap.NotProvenAlone("the Store has a transaction open")
+    store.db.close()  # our own connection would (rightly) fail the probe
+    try:
+        with contextlib.ExitStack() as held:
+            held.push(writes)
+            alone = held.enter_context(fileswap.proven_alone(live_path, replacement))
+            if before_swap is not None:
+                before_swap(alone)
+            _fault(f"before-{fault}")
+            alone.swap(keep)
+            _fault(f"after-{fault}")
+    except fileswap.NotProvenAlone as why:
+        store.db = connect_store_file(live_path)
+        log.info("%s: %s by rename not possible (%s); using the backup-API swap", live_path, operation, why)
+        return why
+    except BaseException:
+        if alone is not None and alone.swapped:
+            raise RestoreError(f"{operation} done: the new content is in place, but a later step failed; the "
+                               f"previous content is in the restore point {keep}") from None
+        store.db = connect_store_file(live_path)
+        raise
+    try:
+        store.db = connect_store_file(live_path)
+    except (OSError, sqlite3.Error, BakestoreError) as exc:
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise RestoreError(f"{operation} done: the new content is in place, but a later step failed ({text}); "
+                           f"the previous content is in the restore point {keep}") from None
+    if alone.late_openers:
+        log.error("%s: process(es) %s opened the database during the swap and still hold the old "
+                  "file; they may read stale data until they reopen it", live_path, sorted(alone.late_openers))
+    return alone
+
+
 def _swap_in_by_rename(store: "Store", fresh_path: Path, operation: str) -> Path | None:
     """The fast swap: the fresh file *becomes* the live file by rename, and the live file becomes
     the restore point (a hard link: no copy of it is made). Only from a process with no other
@@ -1395,39 +1448,13 @@ def _swap_in_by_rename(store: "Store", fresh_path: Path, operation: str) -> Path
     folder.mkdir(exist_ok=True)
     keep = folder / _next_point_name(live_path, operation)
     fresh_file = fileswap.file_id(fresh_path)
-    alone: fileswap.ProvenAlone | None = None
-    writes = exclusive_writes(live_path)
-    writes.__enter__()  # no API write in flight, in any thread or process, from here on
-    if store.db.conn.in_transaction:
-        writes.__exit__(None, None, None)
+    # The live file's permissions stay what the user gave it (the fresh file was created with
+    # the process's defaults).
+    os.chmod(fresh_path, stat.S_IMODE(os.stat(live_path).st_mode))
+    if isinstance(_rename_swap(store, fresh_path, keep, operation, fault="rename-swap-in"), fileswap.NotProvenAlone):
         return None
-    store.db.close()  # our own connection would (rightly) fail the probe
-    try:
-        with contextlib.ExitStack() as held:
-            held.push(writes)
-            # The live file's permissions stay what the user gave it (the fresh file was created
-            # with the process's defaults).
-            os.chmod(fresh_path, stat.S_IMODE(os.stat(live_path).st_mode))
-            alone = held.enter_context(fileswap.proven_alone(live_path, fresh_path))
-            _fault("before-rename-swap-in")
-            alone.swap(keep)
-            _fault("after-rename-swap-in")
-    except fileswap.NotProvenAlone as why:
-        store.db = connect_store_file(live_path)
-        log.info("%s: %s by rename not possible (%s); using the backup-API swap", live_path, operation, why)
-        return None
-    except BaseException:
-        if alone is not None and alone.swapped:
-            raise RestoreError(f"{operation} done: the new content is in place, but a later step failed; the "
-                               f"previous content is in the restore point {keep}") from None
-        store.db = connect_store_file(live_path)
-        raise
     # From here on the swap has happened: a failure must not read as "nothing changed".
     try:
-        store.db = connect_store_file(live_path)
-        if alone.late_openers:
-            log.error("%s: process(es) %s opened the database during the swap and still hold the old "
-                      "file; they may read stale data until they reopen it", live_path, sorted(alone.late_openers))
         # The old live file, checkpointed by the probe, is the restore point: checked as a copy
         # would be, so that an undo of this operation can be the fast one too.
         problem = _check_restore_point(keep)
@@ -1598,43 +1625,25 @@ def _undo_by_rename(store: "Store", point: Path,
             raise CancelledError("undo cancelled; nothing was changed")
         keep = restore_point_dir(live_path) / _next_point_name(live_path, "undo")
         replacement_file = fileswap.file_id(point)
-        alone: fileswap.ProvenAlone | None = None
-        writes = exclusive_writes(live_path)
-        writes.__enter__()  # no API write in flight, in any thread or process, from here on
-        if store.db.conn.in_transaction:
-            writes.__exit__(None, None, None)
-            return None
-        store.db.close()  # our own connection would (rightly) fail the probe
-        try:
-            with contextlib.ExitStack() as held:
-                held.push(writes)
-                alone = held.enter_context(fileswap.proven_alone(live_path, point))
-                _audit(store, record, started)  # audit first, as on every path
-                _stamp_for_swap(alone.replacement, store)
-                _fault("before-rename-swap")
-                alone.swap(keep)
-                _fault("after-rename-swap")
-        except fileswap.NotProvenAlone as why:
-            store.db = connect_store_file(live_path)
-            log.info("%s: undo by rename not possible (%s); using the backup-API swap", live_path, why)
-            if alone is not None:  # the record was written, and the rename was reversed: say so
-                record.outcome, record.reason = "superseded", f"{why}; the rename was reversed, nothing changed"
+        audited = False
+
+        def before_swap(alone: fileswap.ProvenAlone) -> None:
+            nonlocal audited
+            _audit(store, record, started)  # audit first, as on every path
+            audited = True
+            _stamp_for_swap(alone.replacement, store)
+
+        swapped = _rename_swap(store, point, keep, "undo", fault="rename-swap", before_swap=before_swap)
+        if isinstance(swapped, fileswap.NotProvenAlone):
+            if audited:  # the record was written, and the rename was reversed: say so
+                record.outcome, record.reason = "superseded", f"{swapped}; the rename was reversed, nothing changed"
                 with contextlib.suppress(Exception):
                     _audit(store, record, started)
             return None
-        except BaseException:
-            if alone is not None and alone.swapped:
-                raise RestoreError(f"undo done: the restore point is in place, but a later step failed; the "
-                                   f"previous content is in the restore point {keep}") from None
-            store.db = connect_store_file(live_path)
-            raise
         # From here on the undo has happened: a failure must not read as "nothing changed".
         try:
-            store.db = connect_store_file(live_path)
-            if alone.late_openers:
-                record.details["late_openers"] = sorted(alone.late_openers)
-                log.error("%s: process(es) %s opened the database during the swap and still hold the old "
-                          "file; they may read stale data until they reopen it", live_path, sorted(alone.late_openers))
+            if swapped.late_openers:
+                record.details["late_openers"] = sorted(swapped.late_openers)
             _write_sidecar(keep, None, None)  # the old live file: consistent, but not checked as a copy
             with contextlib.suppress(FileNotFoundError):
                 _sidecar(point).unlink()
