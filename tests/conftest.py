@@ -44,6 +44,18 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def assert_live_in_wal_and_intact(path: Path) -> None:
+    """After a swap: the live file is back in WAL mode and passes integrity_check."""
+    from bakestore.sqlite import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        conn.close()
+
+
 def db_fingerprint(path: Path) -> dict[str, str | None]:
     """Hashes of a database and its sibling files: 'nothing changed' means all of these are equal.
 
@@ -75,3 +87,17 @@ def processes_with(marker: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+@pytest.fixture(scope="module")
+def populated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding the upstream v4 single-file sample, imported once per test module; tests
+    copy it before changing anything."""
+    from bakestore.legacy import import_legacy
+
+    from .legacy_files import SINGLE
+
+    path = tmp_path_factory.mktemp("template") / "populated.db"
+    with Store(path, device_id="7" * 32) as store:
+        import_legacy(store, SINGLE)
+    return path

@@ -29,14 +29,6 @@ MINIMAL = LEGACY / "sample_data_min.json"
 DEVICE = "3" * 32
 
 
-@pytest.fixture(scope="module")
-def populated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "populated.db"
-    with Store(path, device_id=DEVICE) as store:
-        import_legacy(store, SINGLE)
-    return path
-
-
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -23,39 +23,13 @@ from bakestore import audit
 from bakestore.cli import main
 from bakestore.legacy import import_legacy, translate
 
-from .conftest import LEGACY_SAMPLES as LEGACY
+from .legacy_files import FOLDER, MINIMAL, SINGLE, edited, single, write
 from .conftest import db_fingerprint
 
-SINGLE = LEGACY / "sample_single_v4.json"
-FOLDER = LEGACY / "sample_coordinated_backup"
 DEVICE = "6" * 32
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture(scope="module")
-def populated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "populated.db"
-    with Store(path, device_id=DEVICE) as store:
-        import_legacy(store, SINGLE)
-    return path
-
-
-def single() -> dict[str, Any]:
-    return copy.deepcopy(json.loads(SINGLE.read_text(encoding="utf-8")))
-
-
-def write(tmp: Path, data: Any, name: str = "file.json") -> Path:
-    path = tmp / name
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    return path
-
-
-def edited(tmp: Path, change: Callable[[dict[str, Any]], None], name: str = "file.json") -> Path:
-    data = single()
-    change(data)
-    return write(tmp, data, name)
 
 
 def copied_folder(tmp: Path) -> Path:
@@ -286,7 +260,7 @@ def test_a_dry_run_against_a_missing_database_creates_nothing(tmp_path: Path) ->
     data = json.loads(as_json.stdout)
     assert data["database"] == {"path": str(db), "exists": False, "created": False}
     assert data["result"]["diff"]["purchases"]["added"] == 2
-    refused = cli(db, str(LEGACY / "sample_data_min.json"), "--dry-run")
+    refused = cli(db, str(MINIMAL), "--dry-run")
     assert refused.exit_code == 1 and "50 ingredient slugs" in refused.stderr
     assert list(folder.iterdir()) == []
 

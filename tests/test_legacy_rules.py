@@ -12,7 +12,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -30,27 +30,9 @@ from bakestore.legacy.values import (
     to_uuid,
 )
 
-from .conftest import LEGACY_SAMPLES as LEGACY
+from .legacy_files import FOLDER, SINGLE, edited, single, write
 
-SINGLE = LEGACY / "sample_single_v4.json"
-FOLDER = LEGACY / "sample_coordinated_backup"
 DEVICE = "4" * 32
-
-
-def single() -> dict[str, Any]:
-    return copy.deepcopy(json.loads(SINGLE.read_text(encoding="utf-8")))
-
-
-def write(tmp: Path, data: Any, name: str = "file.json") -> Path:
-    path = tmp / name
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    return path
-
-
-def variant(tmp: Path, change: Callable[[dict[str, Any]], None]) -> Path:
-    data = single()
-    change(data)
-    return write(tmp, data)
 
 
 def rows(store: Store, table: str, **where: Any) -> list[dict[str, Any]]:
@@ -135,7 +117,7 @@ def test_purchases_land_on_the_right_product_whatever_the_order_and_gaps(tmp_pat
     """M1: raw product ids are not positions. Reordering the products must not move purchases."""
     def change(data: dict[str, Any]) -> None:
         data["products"].reverse()
-    import_legacy(store, variant(tmp_path, change))
+    import_legacy(store, edited(tmp_path, change))
     src = single()
     for purchase in src["purchases"]:
         row = rows(store, "purchases", id=purchase["uuid"])[0]
@@ -151,7 +133,7 @@ def test_a_purchase_takes_the_package_size_of_its_lot(tmp_path: Path, store: Sto
             product.pop("product_name", None)
         for item in data["purchases"] + data["inventory_items"]:
             item.pop("product_name", None)
-    report, _ = import_legacy(store, variant(tmp_path, change))
+    report, _ = import_legacy(store, edited(tmp_path, change))
     flour = rows(store, "ingredients", slug="ap_flour")[0]
     ten_lb = rows(store, "products", ingredient_id=flour["id"], package_unit_quantity=10.0)[0]
     assert rows(store, "purchases", id=single()["purchases"][0]["uuid"])[0]["product_id"] == ten_lb["id"]
@@ -163,21 +145,21 @@ def test_raw_ids_that_contradict_each_other_are_refused(tmp_path: Path, store: S
     def change(data: dict[str, Any]) -> None:
         data["purchases"][1]["product_id"] = data["purchases"][0]["product_id"]
     with pytest.raises(LegacyFormatError, match="raw product_id 2 does not fit"):
-        import_legacy(store, variant(tmp_path, change))
+        import_legacy(store, edited(tmp_path, change))
 
 
 def test_lot_and_purchase_must_agree_on_the_product(tmp_path: Path, store: Store) -> None:
     def change(data: dict[str, Any]) -> None:
         data["inventory_items"][0]["purchase_id"] = 2
     with pytest.raises(LegacyFormatError, match="inventory_items\\[0\\].*another product than its purchase"):
-        import_legacy(store, variant(tmp_path, change))
+        import_legacy(store, edited(tmp_path, change))
 
 
 def test_preferred_supplier_slug_and_raw_id_must_agree(tmp_path: Path, store: Store) -> None:
     def change(data: dict[str, Any]) -> None:
         data["products"][0]["preferred_supplier_id"] = 2
     with pytest.raises(LegacyFormatError, match="preferred_supplier_id.*name different suppliers"):
-        import_legacy(store, variant(tmp_path, change))
+        import_legacy(store, edited(tmp_path, change))
 
 
 def test_preferred_supplier_by_display_name_when_nothing_else(tmp_path: Path, store: Store) -> None:
@@ -185,7 +167,7 @@ def test_preferred_supplier_by_display_name_when_nothing_else(tmp_path: Path, st
         product = data["products"][0]
         product.pop("preferred_supplier_id")
         product["preferred_supplier_slug"] = None
-    import_legacy(store, variant(tmp_path, change))
+    import_legacy(store, edited(tmp_path, change))
     product = rows(store, "products", product_name="AP 5lb")[0]
     assert slug_of(store, "suppliers", product["preferred_supplier_id"]) == "costco_boston_ma"
 
@@ -198,13 +180,13 @@ def test_recipes_with_the_same_name_get_distinct_slugs_and_ambiguous_references_
         for key in ("event_production_targets", "event_recipes", "batch_decisions", "production_runs"):
             data[key] = []
         data["recipes"][2]["components"] = []
-    import_legacy(store, variant(tmp_path, twin))
+    import_legacy(store, edited(tmp_path, twin))
     assert sorted(r["slug"] for r in rows(store, "recipes", name="Royal Icing")) == ["royal-icing", "royal-icing-2"]
 
     def ambiguous(data: dict[str, Any]) -> None:
         data["recipes"].append(dict(data["recipes"][0], finished_units=[], ingredients=[], components=[]))
     with pytest.raises(LegacyFormatError, match="recipe 'Royal Icing' is ambiguous"):
-        translate(variant(tmp_path, ambiguous), device_id=DEVICE)
+        translate(edited(tmp_path, ambiguous), device_id=DEVICE)
 
 
 def test_batch_decision_unit_is_found_within_its_recipe(tmp_path: Path, store: Store) -> None:
@@ -212,7 +194,7 @@ def test_batch_decision_unit_is_found_within_its_recipe(tmp_path: Path, store: S
     def change(data: dict[str, Any]) -> None:
         data["finished_units"][1]["display_name"] = "Sugar Cookie"  # same name, other recipe
         data["recipes"][2]["finished_units"][0]["name"] = "Sugar Cookie"
-    import_legacy(store, variant(tmp_path, change))
+    import_legacy(store, edited(tmp_path, change))
     decision = rows(store, "batch_decisions")[0]
     assert slug_of(store, "finished_units", decision["finished_unit_id"]) == "sugar-cookie"
 
@@ -226,7 +208,7 @@ def test_hand_made_keys_the_upstream_importer_expected(tmp_path: Path, store: St
         erp = data["event_recipient_packages"][0]
         erp.pop("event_name")
         erp["event_slug"] = "xmas-2025"
-    report, _ = import_legacy(store, variant(tmp_path, change))
+    report, _ = import_legacy(store, edited(tmp_path, change))
     unit = rows(store, "finished_units", slug="iced-sugar-cookie")[0]
     assert slug_of(store, "recipes", unit["recipe_id"], "name") == "Sugar Cookies Iced"
     assert rows(store, "event_recipient_packages")[0]["event_id"] == rows(store, "events")[0]["id"]
@@ -237,7 +219,7 @@ def test_extra_top_level_keys_are_tolerated_and_reported(tmp_path: Path, store: 
     def change(data: dict[str, Any]) -> None:
         data["transformation_notes"] = "moved from 3.x by hand"
         data["_meta"] = {"by": "script"}
-    report, _ = import_legacy(store, variant(tmp_path, change))
+    report, _ = import_legacy(store, edited(tmp_path, change))
     assert report.extra_keys == ["transformation_notes", "_meta"]
     assert "transformation_notes" in report.format_text()
 
@@ -249,7 +231,7 @@ def test_enum_names_time_zones_and_zero_prices(tmp_path: Path, store: Store) -> 
         data["event_recipient_packages"][0]["status"] = "DELIVERED"
         data["production_runs"][0]["produced_at"] = "2025-12-01T10:00:00-05:00"
         data["purchases"][1]["unit_price"] = None
-    report, _ = import_legacy(store, variant(tmp_path, change))
+    report, _ = import_legacy(store, edited(tmp_path, change))
     assert rows(store, "events")[0]["plan_state"] == "in_production"
     assert rows(store, "finished_goods")[0]["assembly_type"] == "bundle"
     assert rows(store, "event_recipient_packages")[0]["status"] == "delivered"
@@ -286,7 +268,7 @@ def test_versions_4_0_and_4_2_with_spec_only_material_stock(tmp_path: Path, stor
 def test_skip_invalid_imports_the_rest_and_lists_what_was_skipped(tmp_path: Path, store: Store) -> None:
     def change(data: dict[str, Any]) -> None:
         data["purchases"][1]["quantity_purchased"] = 0  # CHECK quantity_purchased > 0
-    path = variant(tmp_path, change)
+    path = edited(tmp_path, change)
     with pytest.raises(LegacyFormatError, match="purchases\\[1\\]"):
         import_legacy(store, path)
     report, _ = import_legacy(store, path, skip_invalid=True)
@@ -305,7 +287,7 @@ def test_skip_invalid_still_meets_the_shrink_guard(tmp_path: Path, store: Store)
         for recipe in data["recipes"]:
             recipe["category"] = None  # every recipe refused, and all that hangs off them
     with pytest.raises(ShrinkRefusedError):
-        import_legacy(store, variant(tmp_path, change), skip_invalid=True)
+        import_legacy(store, edited(tmp_path, change), skip_invalid=True)
     assert store.count("recipes") == 3
 
 

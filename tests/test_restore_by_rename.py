@@ -17,10 +17,9 @@ import pytest
 
 from bakestore import audit, fileswap, restore
 from bakestore.registry import REGISTRY
-from bakestore.sqlite import sqlite3
 from bakestore.store import Store
 
-from .conftest import DEVICE_A, db_fingerprint
+from .conftest import DEVICE_A, assert_live_in_wal_and_intact, db_fingerprint
 from .test_exports import export_bytes, leftovers, populate_every_table
 from .test_undo_by_rename import OTHER_PROCESSES
 
@@ -65,12 +64,7 @@ def test_restore_alone_swaps_by_rename_and_keeps_the_old_file_as_the_restore_poi
     assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
     sidecar = restore._read_sidecar(point)
     assert sidecar is not None and sidecar["checked"] == "quick_check" and len(sidecar["sha256"]) == 64
-    conn = sqlite3.connect(store.path)
-    try:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    finally:
-        conn.close()
+    assert_live_in_wal_and_intact(store.path)
     assert leftovers(tmp_path) == []
     # Its restore point is checked like a copied one: the undo is the fast one, and exact.
     store.undo()

@@ -20,7 +20,7 @@ from bakestore import audit, fileswap, restore
 from bakestore.sqlite import sqlite3
 from bakestore.store import Store
 
-from .conftest import DEVICE_A, db_fingerprint
+from .conftest import DEVICE_A, assert_live_in_wal_and_intact, db_fingerprint
 from .test_exports import export_bytes, leftovers, populate_every_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,12 +68,7 @@ def test_undo_swaps_by_rename_when_alone(changed: Any, tmp_path: Path) -> None:
     assert result.restore_point != point
     assert any("fast undo" in note for note in result.notes)
     assert all(d.added is None for d in result.diff.values())  # counts only, said so
-    conn = sqlite3.connect(store.path)
-    try:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    finally:
-        conn.close()
+    assert_live_in_wal_and_intact(store.path)
     assert leftovers(tmp_path) == []
     # The undo is undoable: its restore point (not checked as a copy) takes the verified path.
     store.undo()
