@@ -7,7 +7,11 @@ these holds, and otherwise uses the backup-API swap (one write transaction into 
 which is safe with any number of readers:
 
 1. Linux, and the database, its restore points and its siblings on one local filesystem
-   (never NFS, SMB, FUSE or the like: their locks and renames do not keep these promises).
+   (never NFS, SMB, FUSE or the like: their locks and renames do not keep these promises). The
+   database path is a regular file with no other name (not a symlink, no hard link: either would
+   keep pointing at the old file), and the replacement can be given its owner, group, permissions
+   and extended attributes; the replacement is fsynced before any name points at it, and if the
+   live file cannot be hard-linked under the restore point's name nothing has changed.
 2. **The probe** (sqlite-facts A5): a connection switches the file from WAL to rollback mode
    (which checkpoints the WAL and removes ``-wal``/``-shm``) and then, in EXCLUSIVE locking
    mode, holds the exclusive lock. Both fail while any other connection, in any process, has read the
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -182,9 +187,17 @@ class ProvenAlone:
         return holders
 
     def swap(self, keep_old_as: Path) -> None:
-        """Make the replacement the live file and keep the live file as ``keep_old_as``."""
+        """Make the replacement the live file and keep the live file as ``keep_old_as``.
+
+        Raises NotProvenAlone, with nothing changed, when the live file cannot be given that
+        second name (another filesystem, hard links not allowed there, too many links).
+        """
         live, replacement = self.live, self.replacement_path
-        os.link(live, keep_old_as)
+        try:
+            os.link(live, keep_old_as)
+        except OSError as exc:
+            raise NotProvenAlone(f"cannot keep the live file as {keep_old_as} by a hard link ({exc.strerror or exc})"
+                                 ) from None
         try:
             os.replace(replacement, live)
         except OSError:
@@ -215,6 +228,30 @@ class ProvenAlone:
             fsync_dir(keep_old_as.parent)
 
 
+def _take_on_owner_and_mode(replacement: Path, live: Path, live_info: os.stat_result) -> None:
+    """Give the replacement the live file's owner, group, permissions and extended attributes
+    (ACLs, security labels), or raise NotProvenAlone: the swapped-in file must be usable by
+    everybody who could use the live one (a restore run with sudo, or by another member of a
+    shared household group, would otherwise lock the owner out)."""
+    have = os.lstat(replacement)
+    try:
+        if (have.st_uid, have.st_gid) != (live_info.st_uid, live_info.st_gid):
+            os.chown(replacement, live_info.st_uid, live_info.st_gid)
+        if stat.S_IMODE(have.st_mode) != stat.S_IMODE(live_info.st_mode):
+            os.chmod(replacement, stat.S_IMODE(live_info.st_mode))
+        if hasattr(os, "listxattr"):
+            wanted = {name: os.getxattr(live, name) for name in os.listxattr(live)}
+            present = {name: os.getxattr(replacement, name) for name in os.listxattr(replacement)}
+            for name, value in wanted.items():
+                if present.get(name) != value:
+                    os.setxattr(replacement, name, value)
+            for name in set(present) - set(wanted):
+                os.removexattr(replacement, name)
+    except OSError as exc:
+        raise NotProvenAlone("cannot give the replacement the live file's owner, permissions and attributes "
+                             f"({exc.strerror or exc})") from None
+
+
 @contextlib.contextmanager
 def proven_alone(live: Path, replacement: Path) -> Iterator[ProvenAlone]:
     """Prove that a rename swap of ``live`` for ``replacement`` is safe and hold it so.
@@ -231,7 +268,14 @@ def proven_alone(live: Path, replacement: Path) -> Iterator[ProvenAlone]:
     kind = filesystem_type(live)
     if kind not in LOCAL_FILESYSTEMS:
         raise NotProvenAlone(f"filesystem {kind!r} is not a local filesystem known to keep the promises")
-    if os.stat(live).st_dev != os.stat(replacement).st_dev:
+    live_info, replacement_info = os.lstat(live), os.lstat(replacement)
+    if not stat.S_ISREG(live_info.st_mode) or not stat.S_ISREG(replacement_info.st_mode):
+        # A symlinked database path would be replaced by a plain file (the link's target keeps the
+        # old content, and whoever opens the resolved path goes on using it).
+        raise NotProvenAlone("the database path or the replacement is not a regular file (a symbolic link?)")
+    if live_info.st_nlink != 1 or replacement_info.st_nlink != 1:
+        raise NotProvenAlone("the database file (or the replacement) has other names: hard links would keep the old one")
+    if live_info.st_dev != replacement_info.st_dev:
         raise NotProvenAlone("the files are on different filesystems")
     for suffix in ("-wal", "-journal"):
         if Path(f"{replacement}{suffix}").exists():
@@ -243,6 +287,14 @@ def proven_alone(live: Path, replacement: Path) -> Iterator[ProvenAlone]:
         raise NotProvenAlone("this process still has the database or the restore point open")
     if processes_holding(old | new):
         raise NotProvenAlone("another process has the database open")
+    _take_on_owner_and_mode(replacement, live, live_info)
+    # The replacement's bytes reach the disk before any name points at it (nothing in this
+    # process has it open, checked above: closing this descriptor drops no lock).
+    fd = os.open(replacement, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     probe = _exclusive(live, was_wal=True)
     swap: ProvenAlone | None = None
     try:

@@ -46,7 +46,6 @@ import operator
 import os
 import re
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -685,9 +684,10 @@ def build_fresh(live_path: Path, source: RowSource, *, page_size: int, meta: dic
             raise RestoreError(f"{label}: the fresh file has page size {actual_page_size}, the live one "
                                f"{page_size}")
         conn.close()
-        # No fsync: the fresh file is only ever read back through the page cache by the swap, and
-        # a crash before the swap commits means building it again. The live file's durability
-        # comes from its own WAL sync at the swap's commit.
+        # No fsync here: the backup-API swap only reads the fresh file back through the page
+        # cache and the live file's durability comes from its own WAL sync at the swap's commit;
+        # a rename swap fsyncs the fresh file before any name points at it (fileswap.proven_alone).
+        # A crash before either means building it again.
         return FreshDatabase(fresh_path, counts, copied=copy, alongside=extra.result() if extra is not None else None)
     except BaseException:
         if conn is not None:
@@ -1342,9 +1342,12 @@ def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str],
             # Audit first: if the log cannot be written, refuse now, before anything changes.
             _audit(store, record, started)
             verified: concurrent.futures.Future[Any] | None = None
-            restore_point = _swap_in_by_rename(store, fresh.path, operation)
+            late_openers: list[int] = []
+            restore_point = _swap_in_by_rename(store, fresh.path, operation, late_openers)
             if restore_point is not None:
                 record.details["swap"] = "rename-built"  # the checked fresh file, renamed in
+                if late_openers:
+                    record.details["late_openers"] = late_openers
                 result.restore_point, record.restore_point = restore_point, str(restore_point)
             else:
                 # From the restore point to the swap no bakestore writer may commit: its write
@@ -1412,10 +1415,10 @@ def _rename_swap(store: "Store", replacement: Path, keep: Path, operation: str, 
         log.info("%s: %s by rename not possible (%s); using the backup-API swap", live_path, operation, why)
         return why
     except BaseException:
+        store.db = connect_store_file(live_path)  # the Store stays usable whatever happened
         if alone is not None and alone.swapped:
             raise RestoreError(f"{operation} done: the new content is in place, but a later step failed; the "
                                f"previous content is in the restore point {keep}") from None
-        store.db = connect_store_file(live_path)
         raise
     try:
         store.db = connect_store_file(live_path)
@@ -1429,7 +1432,7 @@ def _rename_swap(store: "Store", replacement: Path, keep: Path, operation: str, 
     return alone
 
 
-def _swap_in_by_rename(store: "Store", fresh_path: Path, operation: str) -> Path | None:
+def _swap_in_by_rename(store: "Store", fresh_path: Path, operation: str, late_openers: list[int]) -> Path | None:
     """The fast swap: the fresh file *becomes* the live file by rename, and the live file becomes
     the restore point (a hard link: no copy of it is made). Only from a process with no other
     thread and when :mod:`bakestore.fileswap` proves that no other connection or process has the
@@ -1440,6 +1443,8 @@ def _swap_in_by_rename(store: "Store", fresh_path: Path, operation: str) -> Path
     The fresh file was built and checked whole (integrity, foreign keys, counts) and carries its
     clock and bulk-change marker already; the old file, checkpointed by the probe, becomes the
     restore point and is checked as one (quick_check, sha256 and chunk CRCs in its sidecar).
+    Processes that opened the old file during the swap and still hold it are added to
+    ``late_openers`` (for the audit record).
     """
     if store.registry is not REGISTRY or _other_threads():
         return None
@@ -1448,11 +1453,11 @@ def _swap_in_by_rename(store: "Store", fresh_path: Path, operation: str) -> Path
     folder.mkdir(exist_ok=True)
     keep = folder / _next_point_name(live_path, operation)
     fresh_file = fileswap.file_id(fresh_path)
-    # The live file's permissions stay what the user gave it (the fresh file was created with
-    # the process's defaults).
-    os.chmod(fresh_path, stat.S_IMODE(os.stat(live_path).st_mode))
-    if isinstance(_rename_swap(store, fresh_path, keep, operation, fault="rename-swap-in"), fileswap.NotProvenAlone):
+    swapped = _rename_swap(store, fresh_path, keep, operation, fault="rename-swap-in")
+    if isinstance(swapped, fileswap.NotProvenAlone):
         return None
+    if swapped.late_openers:
+        late_openers.extend(sorted(swapped.late_openers))
     # From here on the swap has happened: a failure must not read as "nothing changed".
     try:
         # The old live file, checkpointed by the probe, is the restore point: checked as a copy

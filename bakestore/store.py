@@ -85,7 +85,8 @@ def connect(path: str | os.PathLike[str], *, wal: bool = True, synchronous: str 
 
     WAL, ``synchronous=FULL`` (a committed restore survives power loss), ``foreign_keys=ON``, a
     5 s busy timeout and an explicit ``secure_delete=OFF``: deleted bytes stay in free space so
-    ``bakestore forensics`` can recover them after an accident (restore points are vacuumed copies).
+    ``bakestore forensics`` can recover them after an accident. Restore points keep them too:
+    one taken by copy is vacuumed, but one kept by a rename swap is the previous live file itself.
     """
     check_one_sqlite_module()
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)

@@ -131,3 +131,99 @@ def test_a_refused_reset_changes_nothing_and_an_allowed_one_swaps_by_rename(worl
     assert all(n == 0 for t, n in store.counts().items() if t not in seeds)
     store.undo()
     assert _tables(store, tmp_path / "x", "back") == live_tables
+
+
+def test_a_symlinked_database_path_is_never_replaced_by_a_rename(tmp_path: Path) -> None:
+    """The rename would put a plain file where the link is, leaving the link's target (which the
+    UI opens, resolved) with the old content and the restore point as a copy of the link."""
+    with Store(tmp_path / "other.db", device_id=DEVICE_A) as other:
+        populate_every_table(other, tag="other")
+        source = other.export(tmp_path / "src", name="other").path
+        other_tables = _tables(other, tmp_path / "x", "other")
+    (tmp_path / "data").mkdir()
+    real = tmp_path / "data" / "real.db"
+    with Store(real, device_id=DEVICE_A) as store:
+        populate_every_table(store)
+        live_tables = _tables(store, tmp_path / "x", "live")
+    link = tmp_path / "live.db"
+    link.symlink_to(real)
+    with Store(link, device_id=DEVICE_A) as store:
+        store.restore(source, allow_shrink=True)
+        assert "swap" not in _last(store, "restore")["details"]
+        assert link.is_symlink()
+        assert store.restore_points()  # found, so the undo works
+        store.undo()
+        assert _tables(store, tmp_path / "x", "undone") == live_tables
+    with Store(real, device_id=DEVICE_A) as store:  # the target got the content, not a new file
+        assert _tables(store, tmp_path / "x", "real") == live_tables
+        store.restore(source, allow_shrink=True)
+    with Store(link, device_id=DEVICE_A) as store:
+        assert _tables(store, tmp_path / "x", "via-link") == other_tables
+
+
+def test_a_database_with_a_second_name_is_never_replaced_by_a_rename(world: Any, tmp_path: Path) -> None:
+    store, source, _, other_tables = world
+    alias = tmp_path / "alias.db"
+    os.link(store.path, alias)
+    store.restore(source, allow_shrink=True)
+    assert "swap" not in _last(store, "restore")["details"]
+    assert os.stat(alias).st_ino == os.stat(store.path).st_ino  # both names still see one file
+    assert _tables(store, tmp_path / "x", "restored") == other_tables
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs to give a file to another user")
+def test_the_live_files_owner_and_group_are_kept(world: Any, tmp_path: Path) -> None:
+    """A restore run with sudo (or by another member of a household group) must not lock the
+    owner out of the file."""
+    store, source, _, other_tables = world
+    os.chown(store.path, 1000, 2000)
+    os.chmod(store.path, 0o660)
+    store.restore(source, allow_shrink=True)
+    assert _last(store, "restore")["details"]["swap"] == "rename-built"
+    info = os.stat(store.path)
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (1000, 2000, 0o660)
+    assert _tables(store, tmp_path / "x", "restored") == other_tables
+
+
+def test_restore_points_elsewhere_mean_the_backup_api_not_a_failure(world: Any, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restore-points folder on another filesystem (or hard links refused there): the link
+    fails, nothing has changed, and the copied restore point and the backup API do the restore."""
+    store, source, _, other_tables = world
+    real_link = os.link
+
+    def cross_device(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        if str(dst).startswith(str(restore.restore_point_dir(store.path))):
+            raise OSError(18, "Invalid cross-device link")
+        real_link(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "link", cross_device)
+    result = store.restore(source, allow_shrink=True)
+    record = _last(store, "restore")
+    assert record["outcome"] == "done" and "swap" not in record["details"]
+    assert result.restore_point is not None and result.restore_point.exists()
+    assert _tables(store, tmp_path / "x", "restored") == other_tables
+    assert leftovers(tmp_path) == []
+
+
+def test_the_fresh_file_reaches_the_disk_before_any_name_points_at_it(world: Any, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    store, source, _, _ = world
+    events: list[tuple[str, int]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.fstat(fd).st_ino))
+        real_fsync(fd)
+
+    def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        if str(dst) == str(store.path):
+            events.append(("rename", os.stat(src).st_ino))
+        real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    store.restore(source, allow_shrink=True)
+    renamed = [ino for kind, ino in events if kind == "rename"]
+    assert len(renamed) == 1
+    assert ("fsync", renamed[0]) in events[:events.index(("rename", renamed[0]))]
