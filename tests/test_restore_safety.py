@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,3 +159,74 @@ def test_import_legacy_refuses_the_live_databases_own_files(populated: Store) ->
     populated.db.execute("SELECT 1").fetchone()
     with pytest.raises(SourceError, match="live database's own files"):
         prepare(populated, Path(f"{populated.path}-shm"))
+
+
+def test_checking_a_restore_point_closes_no_descriptor_of_it_while_its_connection_is_open(
+        populated: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it
+    (sqlite-facts A1): the hash that runs beside quick_check must not close one mid-check."""
+    import os
+
+    point = restore.make_restore_point(populated.path, "probe")
+    inode = os.stat(point).st_ino
+    open_connections = [0]
+    violations: list[str] = []
+    real_connect, real_close = restore.sqlite3.connect, os.close
+
+    class Tracked:
+        def __init__(self, conn: object) -> None:
+            self.conn = conn
+            open_connections[0] += 1
+
+        def execute(self, *args: object) -> object:
+            return self.conn.execute(*args)  # type: ignore[attr-defined]
+
+        def close(self) -> None:
+            self.conn.close()  # type: ignore[attr-defined]
+            open_connections[0] -= 1
+
+    def connect(database: object, *args: object, **kwargs: object) -> object:
+        conn = real_connect(database, *args, **kwargs)
+        return Tracked(conn) if "restore-points" in str(database) else conn
+
+    def close(fd: int) -> None:
+        try:
+            same = os.fstat(fd).st_ino == inode
+        except OSError:
+            same = False
+        if same and open_connections[0]:
+            violations.append(f"fd {fd} closed while a connection to the restore point was open")
+        real_close(fd)
+
+    import builtins
+
+    real_open = builtins.open
+
+    class TrackedFile:  # a file object whose close is checked the same way
+        def __init__(self, handle: Any) -> None:
+            self.handle = handle
+
+        def __enter__(self) -> "TrackedFile":
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.close()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.handle, name)
+
+        def close(self) -> None:
+            if os.fstat(self.handle.fileno()).st_ino == inode and open_connections[0]:
+                violations.append("a file object of it closed while a connection to it was open")
+            self.handle.close()
+
+    def tracked_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        handle = real_open(file, *args, **kwargs)
+        return TrackedFile(handle) if "restore-points" in str(file) else handle
+
+    monkeypatch.setattr(restore.sqlite3, "connect", connect)
+    monkeypatch.setattr(os, "close", close)
+    monkeypatch.setattr(builtins, "open", tracked_open)
+    assert restore._check_restore_point(point) is None
+    assert violations == [] and open_connections[0] == 0
+    assert restore._read_sidecar(point)["checked"] == "quick_check"
