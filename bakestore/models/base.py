@@ -192,7 +192,12 @@ def _finite(value: Any) -> Any:
 def _int_as_float(value: Any) -> Any:
     # SQLite REAL columns hand back floats; JSON may carry 5 for 5.0. Both mean the same number.
     if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            # A ValueError, so pydantic reports it (table, field, record) instead of a traceback.
+            raise ValueError(f"an integer of {len(str(abs(value)))} digits is beyond the range of a REAL "
+                             "(a 64-bit float, up to about 1.8e308)") from None
     return value
 
 

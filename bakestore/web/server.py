@@ -95,15 +95,20 @@ def _run_sync(coro_func: Any) -> Any:
 
 
 def bind(port: int) -> socket.socket:
-    """A socket bound to 127.0.0.1:``port`` (0: a free port), before anything is served or opened.
+    """A socket bound to 127.0.0.1:``port`` (0: a free port) and listening, before anything is
+    served or opened.
 
     A port another server already listens on is bakestore's :class:`UIError` naming it (the CLI
-    prints one line and exits 1), never a browser opened on that other server.
+    prints one line and exits 1), never a browser opened on that other server. The socket listens
+    at once: with SO_REUSEADDR two sockets that are only bound may share a port, so a second
+    ``bakestore ui`` starting meanwhile would pass this check and fail later with a traceback.
+    Connections that arrive before the server runs wait in the backlog.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
         sock.bind((HOST, port))
+        sock.listen(2048)  # uvicorn's default backlog
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
