@@ -70,6 +70,12 @@ def field_error(page: str, name: str) -> str | None:
     return html.unescape(match.group(1)) if match else None
 
 
+def based_on(page: str) -> dict[str, str]:
+    """The hidden inputs that say which row, and which version of it, an edit page showed."""
+    return {name: html.unescape(value) for name, value in
+            re.findall(r'<input type="hidden" name="(_row_id|_row_version)" value="([^"]*)"', page)}
+
+
 def alerts(page: str) -> list[str]:
     return [html.unescape(re.sub(r"<[^>]+>", "", m)).strip()
             for m in re.findall(r'role="(?:alert|status)">(.*?)</div>', page, re.S)]
@@ -230,13 +236,14 @@ def test_edit_changes_the_row_and_follows_a_new_natural_key(ui: UI, live: Path) 
     form = ui.get("/data/ingredients/cane_sugar/edit").text
     assert 'value="Cane Sugar"' in form
     saved = ui.post("/data/ingredients/cane_sugar/edit",
-                    {"display_name": "Cane Sugar", "slug": "white_sugar", "category": "Sugar", "hierarchy_level": "2",
-                     "notes": "fine"})
+                    {**based_on(form), "display_name": "Cane Sugar", "slug": "white_sugar", "category": "Sugar",
+                     "hierarchy_level": "2", "notes": "fine"})
     assert saved.status_code == 302 and saved.headers["location"] == "/data/ingredients/white_sugar"
     with Store(live, device_id=DEVICE_A) as store:
         assert store.get("ingredients", "white_sugar")["notes"] == "fine"
     cleared = ui.post("/data/ingredients/white_sugar/edit",
-                      {"display_name": "", "slug": "white_sugar", "category": "Sugar", "hierarchy_level": "2"})
+                      {**based_on(ui.get("/data/ingredients/white_sugar/edit").text), "display_name": "",
+                       "slug": "white_sugar", "category": "Sugar", "hierarchy_level": "2"})
     assert cleared.status_code == 400 and field_error(cleared.text, "display_name")
 
 
@@ -544,7 +551,7 @@ def test_an_edit_based_on_a_stale_page_is_refused(ui: UI, live: Path) -> None:
     with Store(live, device_id=DEVICE_A) as store:
         store.update("ingredients", "cane_sugar", {"notes": "changed by a sync meanwhile"})
     stale = ui.post("/data/ingredients/cane_sugar/edit",
-                    {"_row_version": version, "display_name": "Cane Sugar", "slug": "cane_sugar",
+                    {**based_on(page), "_row_version": version, "display_name": "Cane Sugar", "slug": "cane_sugar",
                      "category": "Sugar", "hierarchy_level": "2", "notes": "my edit"})
     assert stale.status_code == 400 and "changed by someone else" in stale.text
     with Store(live, device_id=DEVICE_A) as store:

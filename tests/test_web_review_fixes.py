@@ -479,3 +479,188 @@ def test_json_with_a_byte_order_mark_is_accepted(runner: CliRunner, live: Path, 
     ndjson = tmp_path / "bom.ndjson"
     ndjson.write_bytes(b"\xef\xbb\xbf" + b'{"name": "Cy"}\n{"name": "Di"}\n')
     assert runner.invoke(main, ["--db", str(live), "insert", "recipients", str(ndjson)]).exit_code == 0
+
+
+# --------------------------------------------------------------------------- second review: edits and conflicts
+
+
+def test_an_edit_is_never_saved_onto_another_row_that_took_the_key(ui: UI, live: Path) -> None:
+    url = "/data/ingredients/cane_sugar/edit"
+    opened = ui.get(url).text
+    with Store(live, device_id=DEVICE_B) as other:  # renamed meanwhile, and a new row takes the old key
+        mine = other.get("ingredients", "cane_sugar")
+        other.update("ingredients", mine["id"], {"slug": "cane_sugar_old", "display_name": "Cane Sugar (old)"})
+        other.insert("ingredients", {"display_name": "Other", "slug": "cane_sugar", "category": "Other",
+                                     "notes": "B's own notes"})
+    assert f'name="_row_id" value="{mine["id"]}"' in opened
+    before = db_fingerprint(live)
+    for extra in ({}, {"_overwrite": "yes"}):
+        response = edit(ui, url, {"notes": "my note for A", **extra}, page=opened)
+        assert response.status_code == 409 and "Traceback" not in response.text
+        message = " ".join(alerts(response.text))
+        assert "this page was for another row" in message and "renamed or removed" in message
+        assert f'<a href="/data/ingredients/{mine["id"]}" id="error-link">' in response.text
+        assert 'class="rowform"' not in response.text  # no form filled with the other row's values
+        assert db_fingerprint(live) == before
+    with Store(live, device_id=DEVICE_B) as other:  # renamed and nothing took the key; then removed
+        other.delete("ingredients", "cane_sugar")
+    form = {**browser_form(opened), "notes": "my note for A"}
+    gone_key = ui.post(url, form, form_page="/data/ingredients/bread_flour/edit")  # (any page, for the token)
+    assert gone_key.status_code == 409 and f'href="/data/ingredients/{mine["id"]}"' in gone_key.text
+    with Store(live, device_id=DEVICE_B) as other:
+        other.delete("ingredients", mine["id"])
+    removed = ui.post(url, form, form_page="/data/ingredients/bread_flour/edit")
+    assert removed.status_code == 409 and "no longer exists" in " ".join(alerts(removed.text))
+    assert rows_of(live, "ingredients") and all(r["notes"] != "my note for A" for r in rows_of(live, "ingredients"))
+
+
+def test_a_contested_field_keeps_its_tick_after_another_conflict(ui: UI, live: Path) -> None:
+    url = "/data/ingredients/cane_sugar/edit"
+    opened = ui.get(url).text
+    with Store(live, device_id=DEVICE_B) as other:
+        other.update("ingredients", "cane_sugar", {"notes": "theirs"})
+    first = edit(ui, url, {"notes": "mine"}, page=opened)
+    assert first.status_code == 400 and 'id="current-notes"' in first.text
+    with Store(live, device_id=DEVICE_B) as other:  # an unrelated change while the first conflict page is read
+        other.update("ingredients", "cane_sugar", {"description": "unrelated"})
+    second = ui.post(url, browser_form(first.text), form_page=url)  # Save, no tick
+    assert second.status_code == 400 and "changed by someone else" in second.text
+    assert 'name="_overwrite"' in second.text
+    assert "theirs" in re.search(r'id="current-notes">(.*?)</p>', second.text, re.S).group(1)
+    form = browser_form(second.text)
+    assert form["notes"] == "mine" and form["description"] == "unrelated"
+    third = ui.post(url, form, form_page=url)  # Save again, still no tick
+    assert third.status_code == 400 and "replace them with mine" in third.text
+    with Store(live, device_id=DEVICE_A) as store:
+        assert store.get("ingredients", "cane_sugar")["notes"] == "theirs"
+    ticked = ui.post(url, {**browser_form(third.text), "_overwrite": "yes"}, form_page=url)
+    assert ticked.status_code == 302
+    with Store(live, device_id=DEVICE_A) as store:
+        row = store.get("ingredients", "cane_sugar")
+    assert (row["notes"], row["description"]) == ("mine", "unrelated")
+
+
+def test_a_mistake_on_a_conflict_page_keeps_the_tick_and_the_notes(ui: UI, live: Path) -> None:
+    url = "/data/ingredients/cane_sugar/edit"
+    opened = ui.get(url).text
+    with Store(live, device_id=DEVICE_B) as other:
+        other.update("ingredients", "cane_sugar", {"notes": "theirs"})
+    conflict = edit(ui, url, {"notes": "mine"}, page=opened)
+    typo = ui.post(url, {**browser_form(conflict.text), "moisture_pct": "twelve", "_overwrite": "yes"}, form_page=url)
+    assert typo.status_code == 400 and "valid number" in (field_error(typo.text, "moisture_pct") or "")
+    assert re.search(r'<input type="checkbox" name="_overwrite" value="yes" checked>', typo.text)
+    assert "theirs" in re.search(r'id="current-notes">(.*?)</p>', typo.text, re.S).group(1)
+    fixed = ui.post(url, {**browser_form(typo.text), "moisture_pct": "12"}, form_page=url)
+    assert fixed.status_code == 302
+    with Store(live, device_id=DEVICE_A) as store:
+        row = store.get("ingredients", "cane_sugar")
+    assert (row["notes"], row["moisture_pct"]) == ("mine", 12.0)
+
+
+def test_an_edit_post_that_does_not_say_what_it_was_based_on_is_refused(ui: UI, live: Path) -> None:
+    url = "/data/ingredients/cane_sugar/edit"
+    page = ui.get(url).text
+    before = db_fingerprint(live)
+    for missing in ("_row_version", "_row_id"):
+        form = {k: v for k, v in browser_form(page).items() if k != missing}
+        response = ui.post(url, {**form, "notes": "mine"}, form_page=url)
+        assert response.status_code == 400 and "did not say which row and which version" in response.text, missing
+        assert f'<a href="{url}" id="error-link">' in response.text
+    assert db_fingerprint(live) == before
+
+
+def test_inputs_missing_from_a_post_are_left_alone(ui: UI, live: Path) -> None:
+    with Store(live, device_id=DEVICE_A) as store:
+        store.update("ingredients", "cane_sugar", {"notes": "kept", "description": "also kept"})
+        store.update("products", "mill_5", {"is_hidden": True, "notes": "kept"})
+    page = ui.get("/data/ingredients/cane_sugar/edit").text
+    hidden = {k: v for k, v in browser_form(page).items() if k.startswith("_")}
+    # Only the box that was changed is posted: no "Field required" for category, no NULL for notes.
+    saved = ui.post("/data/ingredients/cane_sugar/edit", {**hidden, "display_name": "Raw Sugar"},
+                    form_page="/data/ingredients/cane_sugar/edit")
+    assert saved.status_code == 302, alerts(saved.text)
+    with Store(live, device_id=DEVICE_A) as store:
+        row = store.get("ingredients", "cane_sugar")
+    assert (row["display_name"], row["category"], row["notes"], row["description"]) == \
+        ("Raw Sugar", "Sugar", "kept", "also kept")
+    # A checkbox missing from the post: left alone unless the page declared it (_shown), where
+    # nothing posted means "not ticked".
+    url = "/data/products/mill_5/edit"
+    page = ui.get(url).text
+    based = {k: v for k, v in browser_form(page).items() if k in ("_row_id", "_row_version")}
+    undeclared = ui.post(url, {**based, "brand": "Other mill"}, form_page=url)
+    assert undeclared.status_code == 302, alerts(undeclared.text)
+    with Store(live, device_id=DEVICE_A) as store:
+        product = store.get("products", "mill_5")
+    assert (product["brand"], product["is_hidden"], product["notes"]) == ("Other mill", True, "kept")
+    page = ui.get(url).text
+    declared = {k: v for k, v in browser_form(page).items() if k != "is_hidden"}  # the box unticked
+    assert ui.post(url, declared, form_page=url).status_code == 302
+    with Store(live, device_id=DEVICE_A) as store:
+        assert not store.get("products", "mill_5")["is_hidden"]
+    # A post with a mistake that lacks a box shows that box with its stored value, not blank.
+    url = "/data/ingredients/cane_sugar/edit"
+    form = {k: v for k, v in browser_form(ui.get(url).text).items() if k != "notes"}
+    typo = ui.post(url, {**form, "moisture_pct": "twelve"}, form_page=url)
+    assert typo.status_code == 400 and browser_form(typo.text)["notes"] == "kept"
+
+
+def test_field_errors_name_no_table_or_record_and_whole_numbers_are_explained(ui: UI, live: Path) -> None:
+    huge = edit(ui, "/data/products/mill_5/edit", {"package_unit_quantity": "1e400"})
+    assert huge.status_code == 400
+    assert field_error(huge.text, "package_unit_quantity") == \
+        "NaN and infinity cannot be stored (SQLite turns NaN into NULL)"
+    taken = edit(ui, "/data/ingredients/cane_sugar/edit", {"slug": "bread_flour"})
+    assert taken.status_code == 400
+    message = field_error(taken.text, "slug") or ""
+    assert message.startswith("another row already has the same") and "(record" not in message
+    before = db_fingerprint(live)
+    for text in ("1e3", "5.0"):
+        response = ui.post("/data/events/-/new", {"name": "Party", "event_date": "2026-12-24", "plan_state": "draft",
+                                                  "year": text})
+        assert response.status_code == 400
+        assert "decimals and exponents" in (field_error(response.text, "year") or ""), text
+    assert db_fingerprint(live) == before
+
+
+def test_cli_insert_of_a_huge_integer_into_a_real_column_is_one_line(runner: CliRunner, live: Path,
+                                                                     tmp_path: Path) -> None:
+    from bakestore.errors import ValidationError
+
+    with Store(live, device_id=DEVICE_A) as store:
+        flour = store.resolve("ingredients", "bread_flour")
+    big = tmp_path / "big.ndjson"
+    big.write_text('{"ingredient_id": "%s", "package_unit": "bag", "package_unit_quantity": 1%s, "slug": "huge"}\n'
+                   % (flour, "0" * 400), encoding="utf-8")
+    before = db_fingerprint(live)
+    result = runner.invoke(main, ["--db", str(live), "insert", "products", str(big)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: big.ndjson:")
+    assert "products.package_unit_quantity" in lines[0] and "beyond the range of a REAL" in lines[0]
+    assert db_fingerprint(live) == before
+    with Store(live, device_id=DEVICE_A) as store, pytest.raises(ValidationError, match="beyond the range"):
+        store.insert("products", {"ingredient_id": flour, "package_unit": "bag", "package_unit_quantity": 10 ** 400})
+
+
+def test_a_second_server_on_a_port_being_started_is_one_line(runner: CliRunner, live: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import webbrowser
+
+    from bakestore.web import server
+
+    served: list[int] = []
+    monkeypatch.setattr(server, "serve", lambda datasette, *, sock, **kw: served.append(sock.getsockname()[1]))
+    monkeypatch.setattr(webbrowser, "open", lambda *a, **k: pytest.fail("a browser was opened"))
+    first = server.bind(0)  # the first `bakestore ui`, still starting up
+    try:
+        port = first.getsockname()[1]
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()  # it listens already
+        for command in (["ui", "--no-browser"], ["inspect"]):
+            result = runner.invoke(main, ["--db", str(live), *command, "--port", str(port)])
+            assert result.exit_code == 1 and "Traceback" not in result.output, command
+            lines = [line for line in result.output.splitlines() if line.strip()]
+            assert len(lines) == 1 and f"127.0.0.1:{port} is already in use" in lines[0], command
+    finally:
+        first.close()
+    assert served == []

@@ -290,16 +290,50 @@ def read_shown(form: Mapping[str, str]) -> dict[str, str] | None:
     return shown
 
 
+def _checkbox(column: Column) -> bool:
+    return column.kind == "boolean" and not column.nullable
+
+
 def posted_text(column: Column, form: Mapping[str, str]) -> str:
     """What an input posted, as :attr:`FormField.text` draws it."""
-    if column.kind == "boolean" and not column.nullable:
+    if _checkbox(column):
         return "1" if form.get(column.name) in _TRUE else ""
     return form.get(column.name, "")
 
 
+def absent(column: Column, form: Mapping[str, str], shown: Mapping[str, str] | None) -> bool:
+    """The post says nothing about this input: it was not in the form that was sent.
+
+    A browser always posts every text box and select, so a missing one was not on the page (a form
+    from elsewhere, a script): it is left alone, never read as "" (that would be NULL or "Field
+    required"). An unticked checkbox posts nothing at all, so a missing checkbox means "not ticked"
+    only where the page declared it (its ``_shown`` digest); otherwise it is left alone too.
+    """
+    if column.name in form:
+        return False
+    return not (_checkbox(column) and shown is not None and column.name in shown)
+
+
 def untouched(column: Column, form: Mapping[str, str], shown: Mapping[str, str] | None) -> bool:
-    """The input posted exactly the text the page showed."""
+    """The input posted exactly the text the page showed, or was not posted at all (:func:`absent`)."""
+    if absent(column, form, shown):
+        return True
     return shown is not None and shown.get(column.name) == _digest(column.name, posted_text(column, form))
+
+
+def with_absent_filled(store: "Store", spec: TableSpec, row: Mapping[str, Any], form: Mapping[str, str],
+                       shown: Mapping[str, str] | None) -> dict[str, str]:
+    """A post shown again in the form, with the inputs it did not send (:func:`absent`) holding the
+    row's stored values, so the page does not turn them into blank boxes."""
+    raw = dict(form)
+    for f in build_fields(store, spec, row):
+        if absent(spec.column(f.name), form, shown):
+            if f.widget == "checkbox":
+                if f.checked:
+                    raw[f.name] = "1"
+            else:
+                raw[f.name] = f.value
+    return raw
 
 
 CONTESTED_FIELD = "_contested"
@@ -320,6 +354,10 @@ def rebase(store: "Store", spec: TableSpec, current: Mapping[str, Any], form: Ma
     raw = {k: v for k, v in form.items() if k not in (CONTESTED_FIELD, OVERWRITE_FIELD)}
     notes: dict[str, str] = {}
     contested: dict[str, str] = {}
+    # Inputs an earlier conflict page already contested stay contested while the person's text
+    # still differs from the stored value, even if nothing changed there since that page: an
+    # unrelated change meanwhile must not drop the tick they still owe.
+    earlier = read_contested(form)
     for f in now_fields:
         column = spec.column(f.name)
         mine = posted_text(column, form)
@@ -333,7 +371,7 @@ def rebase(store: "Store", spec: TableSpec, current: Mapping[str, Any], form: Ma
                 raw[f.name] = f.value
             continue
         changed_there = shown is None or shown.get(f.name) != _digest(f.name, f.text)
-        if changed_there and _normal(mine) != _normal(f.text):
+        if (changed_there or f.name in earlier) and _normal(mine) != _normal(f.text):
             notes[f.name] = _shown_as(f)
             contested[f.name] = _digest(f.name, f.text)
     token = json.dumps(contested, sort_keys=True, separators=(",", ":")) if contested else ""
@@ -348,13 +386,17 @@ def read_contested(form: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in contested.items() if isinstance(v, str)} if isinstance(contested, dict) else {}
 
 
-def contested_still(spec: TableSpec, form: Mapping[str, str]) -> list[str]:
+def contested_still(spec: TableSpec, form: Mapping[str, str], *, ticked_counts: bool = True) -> list[str]:
     """Inputs of a conflict page that would still replace a value changed meanwhile, unless the
-    person ticked "replace them" (``_overwrite``): a second click never overwrites unseen."""
-    if form.get(OVERWRITE_FIELD) == "yes":
+    person ticked "replace them" (``_overwrite``): a second click never overwrites unseen.
+
+    ``ticked_counts=False``: the inputs whatever the tick says (their notes stay on the page)."""
+    if ticked_counts and form.get(OVERWRITE_FIELD) == "yes":
         return []
+    shown = read_shown(form)
     return [name for name, digest in read_contested(form).items()
-            if spec.has_column(name) and _digest(name, posted_text(spec.column(name), form)) != digest]
+            if spec.has_column(name) and not absent(spec.column(name), form, shown)
+            and _digest(name, posted_text(spec.column(name), form)) != digest]
 
 
 def current_notes(store: "Store", spec: TableSpec, current: Mapping[str, Any], names: list[str]) -> dict[str, str]:
@@ -419,6 +461,11 @@ def parse_form(store: "Store", spec: TableSpec, form: Mapping[str, str], *, upda
             value: Any = _normal(text)
         else:
             value = _convert(column, text.strip())
+        if column.kind == "integer" and isinstance(value, str) and _REAL_TEXT.match(value):
+            # "1e3" and "5.0" are numbers, but not whole-number text: said plainly, not as pydantic's
+            # "Input should be a valid integer".
+            raise ValidationError(f"{spec.name}.{column.name}: a whole number is needed here; decimals and "
+                                  "exponents (like 2.5 or 1e3) are not allowed", table=spec.name, field=column.name)
         if column.fk is not None and isinstance(value, str):
             try:
                 value = store.resolve(column.fk.table, value)

@@ -132,13 +132,18 @@ def _spec(table: str) -> TableSpec:
     return REGISTRY[table]  # UnknownTableError → 404
 
 
-def _strip_where(spec: TableSpec, field: str | None, message: str) -> str:
-    """'ingredients.slug: another row…' shown next to the slug field reads better without the prefix."""
-    if field:
-        for prefix in (f"{spec.name}.{field}: ", f"{spec.name}: "):
-            if message.startswith(prefix):
-                return message[len(prefix):]
-    return message
+def _strip_where(spec: TableSpec, field: str | None, message: str, record: str | None = None) -> str:
+    """'ingredients.slug (record 0190…): another row…' shown next to the slug field reads better
+    without saying where: the table, the field and the record (before or after the colon)."""
+    if not field:
+        return message
+    if record:
+        message = message.replace(f" (record {record})", "")
+    match = re.match(rf"{re.escape(spec.name)}(?:\.{re.escape(field)})?(?: \(record [^)]*\))?: ", message)
+    if match:
+        message = message[match.end():]
+    # pydantic's wording for a ValueError raised by a validator
+    return message[len("Value error, "):] if message.startswith("Value error, ") else message
 
 
 def _fmt_bytes(n: int) -> str:
@@ -362,13 +367,31 @@ async def row_detail(datasette: Any, request: Any) -> Response:
     return await render(datasette, request, "data_detail.html", {"title": f"{table}: {data['label']}", **data})
 
 
+ROW_ID_FIELD = "_row_id"
+ROW_VERSION_FIELD = "_row_version"
+
+
+def _edited_row(store: Store, spec: TableSpec, key: str, form: Mapping[str, str] | None) -> dict[str, Any]:
+    """The row an edit page is about: the one whose id the page posted (the key in the URL may
+    name another row by now), else the one the key names."""
+    if form is not None and form.get(ROW_ID_FIELD):
+        return store.get(spec.name, form[ROW_ID_FIELD])
+    return store.get(spec.name, key)
+
+
 def _form_page(config: UIConfig, table: str, key: str | None, raw: Mapping[str, str] | None = None,
                errors: Mapping[str, str] | None = None, contested: list[str] | None = None) -> dict[str, Any]:
     spec = _spec(table)
     if not forms.editable(spec):
         raise ValidationError(f"{spec.name}: bakestore's own bookkeeping table; it is read-only here", table=spec.name)
     with open_store(config) as store:
-        row = store.get(spec.name, key) if key is not None else None
+        row = _edited_row(store, spec, key, raw) if key is not None else None
+        if row is not None and raw is not None:
+            raw = forms.with_absent_filled(store, spec, row, raw, forms.read_shown(raw))
+            if contested is None:
+                # A conflict page shown again after another mistake: the values changed meanwhile
+                # stay shown next to their boxes (and the tick stays as it was).
+                contested = forms.contested_still(spec, raw, ticked_counts=False)
         fields = forms.build_fields(store, spec, row, raw=raw, errors=errors)
         if row is not None and contested:
             notes = forms.current_notes(store, spec, row, contested)
@@ -384,8 +407,9 @@ def _form_page(config: UIConfig, table: str, key: str | None, raw: Mapping[str, 
             # Shown again after an error: the page is still based on what was first opened, so
             # the version and the digests are the posted ones, never the row's current ones
             # (that would let the next save pass the version check with old values in the boxes).
-            context.update(row_version=raw.get("_row_version", ""), shown=raw.get(forms.SHOWN_FIELD, ""),
-                           contested=raw.get(forms.CONTESTED_FIELD, ""))
+            context.update(row_version=raw.get(ROW_VERSION_FIELD, ""), shown=raw.get(forms.SHOWN_FIELD, ""),
+                           contested=raw.get(forms.CONTESTED_FIELD, ""),
+                           overwrite=raw.get(forms.OVERWRITE_FIELD) == "yes")
     return context
 
 
@@ -393,7 +417,7 @@ def _conflict_page(config: UIConfig, table: str, key: str, form: Mapping[str, st
     """The edit form after a conflict: rebased on the row as it is now (see :func:`forms.rebase`)."""
     spec = _spec(table)
     with open_store(config) as store:
-        row = store.get(spec.name, key)
+        row = _edited_row(store, spec, key, form)
         raw, notes, shown, contested = forms.rebase(store, spec, row, form, forms.read_shown(form))
         fields = forms.build_fields(store, spec, row, raw=raw)
         for f in fields:
@@ -402,6 +426,30 @@ def _conflict_page(config: UIConfig, table: str, key: str, form: Mapping[str, st
         url_key = forms.row_url_key(store, spec, row)
     return {"spec": spec, "fields": fields, "row": row, "label": label, "key": url_key,
             "row_version": row["row_version"], "shown": shown, "contested": contested}
+
+
+class _NotThisPage(BakestoreError):
+    """A save refused before anything is compared: the post is not from this row's edit page."""
+
+    def __init__(self, message: str, *, link: tuple[str, str] | None = None, status: int = 409) -> None:
+        super().__init__(message)
+        self.link = link
+        self.status = status
+
+
+def _other_row(store: Store, spec: TableSpec, key: str, row_id: str) -> _NotThisPage:
+    try:
+        opened = store.get(spec.name, row_id)
+    except NotFoundError:
+        opened = None
+    if opened is not None and str(opened["id"]) != row_id:
+        opened = None
+    message = (f"Not saved: this page was for another row ({spec.name} {row_id}); it was renamed or removed "
+               f"since the page was opened, and “{key}” now names {'a different row' if key else 'no row'}. "
+               "Nothing was changed.")
+    if opened is None:
+        return _NotThisPage(message + " That row no longer exists.")
+    return _NotThisPage(message, link=(row_path(spec.name, row_id), "Open the row this page was for"))
 
 
 class _Contested(ConflictError):
@@ -419,12 +467,23 @@ def _save(config: UIConfig, table: str, key: str | None, form: Mapping[str, str]
         if key is None:
             saved = store.insert(spec.name, forms.parse_form(store, spec, form, update=False))
             return forms.row_url_key(store, spec, saved), True
-        # The version the editor was showing: a change made meanwhile (sync, another window, the
-        # CLI) is not silently overwritten. Checked first, so a conflict is reported even when
-        # an input also has a mistake.
-        expected = form.get("_row_version") or None
-        current = store.get(spec.name, key)
-        if expected is not None and current["row_version"] != expected:
+        # The row and the version the editor was showing: the key in the URL may name another
+        # row by now (renamed, and another row took its key), and a change made meanwhile (sync,
+        # another window, the CLI) is not silently overwritten. Checked first, so a conflict is
+        # reported even when an input also has a mistake. A post that does not say both is refused.
+        row_id, expected = form.get(ROW_ID_FIELD) or "", form.get(ROW_VERSION_FIELD) or ""
+        if not row_id or not expected:
+            raise _NotThisPage("Not saved: the form did not say which row and which version of it the page "
+                               "showed, so a change made meanwhile could be overwritten unseen. Nothing was "
+                               "changed; open the edit page again.",
+                               link=(row_path(spec.name, key) + "/edit", "Open the edit page"), status=400)
+        try:
+            current = store.get(spec.name, key)
+        except NotFoundError:
+            raise _other_row(store, spec, key, row_id) from None
+        if str(current["id"]) != row_id:
+            raise _other_row(store, spec, key, row_id)
+        if current["row_version"] != expected:
             raise ConflictError(f"{spec.name} {current['id']} was changed by someone else since it was read "
                                 f"(version {current['row_version']}, expected {expected}); nothing was saved")
         still = forms.contested_still(spec, form)
@@ -454,6 +513,9 @@ async def _form_view(datasette: Any, request: Any, key: str | None) -> Response:
         form = await _form(request)
         try:
             saved_key, written = await in_thread(_save, config, table, key, form)
+        except _NotThisPage as exc:
+            return await render(datasette, request, "error.html",
+                                {"title": "Not saved", "message": str(exc), "link": exc.link}, status=exc.status)
         except _Contested as exc:
             data = await in_thread(_form_page, config, table, key, raw=form, contested=exc.fields)
             return await render(datasette, request, "data_form.html",
@@ -468,7 +530,7 @@ async def _form_view(datasette: Any, request: Any, key: str | None) -> Response:
         except BakestoreError as exc:
             spec = _spec(table)
             field = forms.field_of(spec, exc)
-            message = _strip_where(spec, field, str(exc))
+            message = _strip_where(spec, field, str(exc), getattr(exc, "record", None))
             data = await in_thread(_form_page, config, table, key, raw=form,
                                    errors={field: message} if field else {})
             return await render(datasette, request, "data_form.html",
