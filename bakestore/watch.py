@@ -524,7 +524,7 @@ class Watcher:
         """Per-table sha256 of the previous export: ours, else the newest one already on disk."""
         if self._last is not None and self._last.path is not None and self._last.path.exists():
             return self._last.shas
-        existing = list_exports(self.export_dir)
+        existing = _auto_exports(self.export_dir)
         if not existing:
             return None
         try:
@@ -600,7 +600,7 @@ class Watcher:
                 staging.rmdir()  # empty now
             keep: Path | None = self._last.path if self._last is not None else None
             if keep is None or not keep.exists():
-                existing = list_exports(self.export_dir)
+                existing = _auto_exports(self.export_dir)
                 keep = existing[-1] if existing else None
             self._last = _LastExport(keep, fingerprints, shas, schema_version)
             self.stats.skipped_identical += 1
@@ -674,7 +674,7 @@ class Watcher:
             shas = {e["name"]: e["sha256"] for e in json.loads((path / MANIFEST).read_text("utf-8"))["tables"]}
         except (BakestoreError, OSError, ValueError, KeyError, TypeError) as exc:
             return False, f"does not verify: {exc}"
-        existing = list_exports(self.export_dir)
+        existing = _auto_exports(self.export_dir)
         if not existing:
             return True, "no export yet"
         newest = existing[-1]
@@ -702,6 +702,12 @@ class Watcher:
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
+
+
+def _auto_exports(folder: Path) -> list[Path]:
+    """The watcher's own exports in ``folder`` (named ``bakestore-export-<UTC time>``), oldest first.
+    A hand-named export there (``my-backup`` sorts after them) is never taken for the newest."""
+    return [p for p in list_exports(folder) if _EXPORT_NAME.match(p.name)]
 
 
 def _pid_alive(pid: int) -> bool:

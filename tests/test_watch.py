@@ -322,6 +322,43 @@ def test_an_export_left_between_the_two_renames_is_promoted_or_removed(store: St
     assert b"Grandma" in table_bytes(exports[-1], "recipients")
 
 
+def test_a_hand_named_export_does_not_make_a_staged_export_look_old(store: Store, export_dir: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recovery compared a staged export with the last folder by name, and a hand-named export
+    (``my-backup`` sorts after ``bakestore-export-…``) made a valid newer staged export look old:
+    it was deleted."""
+    import bakestore.watch as watch_module
+
+    staging = export_dir / ".watch-staging"
+    first = Watcher(store.path, export_dir, poll=3600)
+    try:
+        assert first.check() is not None
+        shutil.copytree(list_exports(export_dir)[-1], export_dir / "my-backup")  # the user's own copy
+        store.insert("recipients", {"name": "Grandma"})
+        real_replace = os.replace
+
+        def killed(src: Any, dst: Any) -> None:
+            if Path(src).parent == staging and not Path(src).name.startswith("."):  # the second rename
+                raise KeyboardInterrupt("killed between the two renames")
+            real_replace(src, dst)
+
+        monkeypatch.setattr(watch_module.os, "replace", killed)
+        with pytest.raises(KeyboardInterrupt):
+            first.check()
+        monkeypatch.setattr(watch_module.os, "replace", real_replace)
+    finally:
+        first.close()
+    [left] = list(staging.iterdir())
+    second = Watcher(store.path, export_dir, poll=3600)
+    try:
+        assert second.check(force=True) is None  # the promoted export already holds this content
+    finally:
+        second.close()
+    names = [p.name for p in list_exports(export_dir)]
+    assert left.name in names and "my-backup" in names and len(names) == 3
+    assert b"Grandma" in table_bytes(export_dir / left.name, "recipients")
+
+
 def test_write_outside_the_api_is_still_exported(store: Store, watch: Callable[..., Watcher],
                                                  export_dir: Path) -> None:
     """An edit that keeps count, max(rowid) and max(row_version) is caught by data_version."""
