@@ -24,7 +24,8 @@ The live database is a deterministic **view** of the merged state (:func:`materi
    one with the greater version keeps it and the other stays visible under a disambiguated value
    (``flour-3f2a1b``; its own value comes back when the clash goes), so nothing that points at
    it is hidden; rows that clash on foreign keys only are the same relationship recorded twice:
-   the older is merged into the newer (hidden, its children re-pointed). UNIQUE and foreign-key
+   the older is merged into the newer (hidden, its children re-pointed), and a record of such a
+   relationship older than another record's tombstone is deleted with it. UNIQUE and foreign-key
    hiding run to a joint fixpoint (a winner hidden by a cascade gives its value back);
 3. foreign keys, when a visible child's parent is not visible (deleted on another device while
    this child was edited): a RESTRICT / NO ACTION child **revives its parent** from the parent's
@@ -40,9 +41,11 @@ snapshots hold byte-identical databases. Every resolution is reported.
 Change capture needs no triggers: the private state DB ``<db>.sync-state.db`` (next to the live
 DB, never in the folder) keeps per-row hashes and versions of what sync last wrote. A row that
 changed without a newer version (written by Datasette or a restore) gets a fresh version; a
-row that vanished without a tombstone gets one. Applying a sync is one ``BEGIN IMMEDIATE``
-transaction on the live DB, after a restore point, with ``foreign_key_check`` and the shrink
-guard before COMMIT, and an audit record; a crash between the live commit and the state DB update
+row that vanished without a tombstone gets one. The values the view shows instead of the state's
+are remembered there too, so an edit to another column of such a row does not make them its own.
+Applying a sync is one ``BEGIN IMMEDIATE`` transaction on the live DB, with ``foreign_key_check``
+and the shrink guard before COMMIT, a restore point published only after the COMMIT, and an
+audit record; a crash between the live commit and the state DB update
 is detected by a generation number stored in both and handled without guessing deletes.
 """
 
@@ -58,6 +61,7 @@ import os
 import re
 import stat
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,10 +80,17 @@ from .restore import (
     DEFAULT_MAX_LOSS,
     _explain_row,
     SYNC_GENERATION_KEY,
+    RestoreError,
     TableDiff,
+    _check_restore_point,
     _fault,
-    make_restore_point,
+    _next_point_name,
+    _read_sidecar,
+    _remove_db_files,
+    _sidecar,
+    _write_sidecar,
     prune_restore_points,
+    restore_point_dir,
     shrink_problems,
     store_lock,
 )
@@ -258,7 +269,7 @@ class Resolution:
     """One application of a written rule while building the view: reported to the user."""
 
     # "fk-revive-parent" | "fk-hide-child" | "fk-set-null" | "fk-repoint" | "unique-rename" | "unique-merge"
-    # | "unique-hide"
+    # | "unique-delete" | "unique-hide"
     rule: str
     table: str
     row_id: str
@@ -268,13 +279,20 @@ class Resolution:
         return {"rule": self.rule, "table": self.table, "row_id": self.row_id, "detail": self.detail}
 
 
+#: Per visible row whose shown line differs from its line in the state (a disambiguated value, a
+#: re-pointed or nulled foreign key): column → (value in the state, value shown).
+Overrides = dict[TombKey, dict[str, tuple[Any, Any]]]
+
+
 @dataclass
 class View:
-    """What the live database must contain: visible rows (table → id → line) and all tombstones."""
+    """What the live database must contain: visible rows (table → id → line) and all tombstones,
+    and which values of them are the view's rather than the state's (``overrides``)."""
 
     rows: dict[str, dict[str, str]]
     tombs: dict[TombKey, str]
     resolutions: list[Resolution]
+    overrides: Overrides = field(default_factory=dict)
 
 
 def _unique_sets(spec: TableSpec) -> list[tuple[str, ...]]:
@@ -311,10 +329,12 @@ class _ViewBuilder:
 
     def __init__(self, specs: list[TableSpec], registry: Registry, alive: dict[str, dict[str, str]],
                  dead: dict[TombKey, str], versions: dict[TombKey, str], excluded: set[TombKey],
-                 decoded: dict[str, dict[str, Any]], rules: list["RowRules"]) -> None:
+                 decoded: dict[str, dict[str, Any]], rules: list["RowRules"],
+                 deleted: dict[str, dict[str, str]] | None = None) -> None:
         self.specs, self.registry, self.versions, self.excluded = specs, registry, versions, excluded
         self.visible = {table: dict(rows) for table, rows in alive.items()}
         self.dead = dict(dead)
+        self.deleted = deleted or {}  # table → id → tombstone version, of the rows deleted in the state
         self.decoded = decoded
         self.rules = rules
         self.resolutions: list[Resolution] = []
@@ -426,10 +446,55 @@ class _ViewBuilder:
             self.repoint(spec)
         if table not in self.claims:
             return
+        self.delete_with_relationship(spec)
         rows = self.visible[table]
         for row_id in sorted((i for i in rows if (table, i) not in self.excluded),
                              key=lambda i: (self.versions[(table, i)], i), reverse=True):
             self.admit(spec, row_id)
+
+    def delete_with_relationship(self, spec: TableSpec) -> None:
+        """A record of a relationship (rows that clash on foreign keys only are the same thing) is
+        deleted with it when another record of it was deleted after this one was last written
+        (``unique-delete``): deleting the one row a ``unique-merge`` showed must not bring back
+        the older duplicate it hid. The same rule as a delete against an older update of one row."""
+        table = spec.name
+        deleted = self.deleted.get(table)
+        sets = [cols for cols in _unique_sets(spec) if not _renamable(spec, cols)]
+        if not deleted or not sets:
+            return
+        fk_tables = {fk.column: fk.other_table for fk in spec.foreign_keys}
+
+        def key(row: dict[str, Any], cols: tuple[str, ...]) -> tuple[Any, ...] | None:
+            value = tuple(self.redirect.get((fk_tables[c], str(row.get(c))), row.get(c)) if c in fk_tables
+                          else row.get(c) for c in cols)
+            return None if None in value else value
+
+        newest: dict[tuple[tuple[str, ...], tuple[Any, ...]], tuple[str, str]] = {}
+        for row_id, tomb_version in deleted.items():
+            line = self.dead.get((table, row_id))
+            if line is None:
+                continue
+            row = self.parsed(line)
+            for cols in sets:
+                value = key(row, cols)
+                if value is not None and (tomb_version, row_id) > newest.get((cols, value), ("", "")):
+                    newest[(cols, value)] = (tomb_version, row_id)
+        if not newest:
+            return
+        rows = self.visible[table]
+        for row_id in sorted(rows):
+            row = self.parsed(rows[row_id])
+            for cols in sets:
+                value = key(row, cols)
+                found = newest.get((cols, value)) if value is not None else None
+                if found is None or found[0] < self.versions[(table, row_id)]:
+                    continue
+                self.dead[(table, row_id)] = rows.pop(row_id)
+                self.resolutions.append(Resolution(
+                    "unique-delete", table, row_id, f"same {', '.join(cols)} as row {found[1]}, which was deleted "
+                    "after this row was last written: the same thing recorded twice, deleted with it (an edit "
+                    "made after the delete brings it back)"))
+                break
 
     def repoint(self, spec: TableSpec, *, keep_unique: bool = False) -> None:
         """Children of a merged duplicate point to the row it is the same as (``fk-repoint``)."""
@@ -562,6 +627,7 @@ def materialize(state: State, registry: Registry = REGISTRY) -> View:
     order = {s.name: i for i, s in enumerate(specs)}
     alive: dict[str, dict[str, str]] = {s.name: {} for s in specs}
     dead: dict[TombKey, str] = {}
+    deleted: dict[str, dict[str, str]] = {}
     versions: dict[TombKey, str] = {}
     for table, rows in state.rows.items():
         if table not in alive:
@@ -572,6 +638,7 @@ def materialize(state: State, registry: Registry = REGISTRY) -> View:
             versions[(table, row_id)] = version
             if tomb is not None and tomb[0] >= version:
                 dead[(table, row_id)] = line
+                deleted.setdefault(table, {})[row_id] = tomb[0]
             else:
                 target[row_id] = line
     decoded: dict[str, dict[str, Any]] = {}
@@ -579,7 +646,7 @@ def materialize(state: State, registry: Registry = REGISTRY) -> View:
     excluded: set[TombKey] = set()
     try:
         while True:
-            builder = _ViewBuilder(specs, registry, alive, dead, versions, excluded, decoded, rules)
+            builder = _ViewBuilder(specs, registry, alive, dead, versions, excluded, decoded, rules, deleted)
             builder.build()
             newly = (builder.hidden_by_fk & builder.beat) - excluded
             if not newly:
@@ -590,7 +657,15 @@ def materialize(state: State, registry: Registry = REGISTRY) -> View:
             checker.close()
     tombs = {key: line for key, (_, line) in state.tombs.items()}
     resolutions = sorted(builder.resolutions, key=lambda r: (order.get(r.table, 0), r.row_id, r.rule, r.detail))
-    return View(builder.visible, tombs, resolutions)
+    overrides: Overrides = {}
+    for table, lines in builder.visible.items():
+        rows = state.rows.get(table, {})
+        for row_id, line in lines.items():
+            own = rows[row_id][1]
+            if line != own:  # rewritten by a rule (most rows are the state's own str object)
+                shown, kept = decode_row(line), decode_row(own)
+                overrides[(table, row_id)] = {c: (kept[c], v) for c, v in shown.items() if kept.get(c) != v}
+    return View(builder.visible, tombs, resolutions, overrides)
 
 
 # --------------------------------------------------------------------------- rows ⇄ lines
@@ -733,9 +808,11 @@ class RowRules:
 
 
 def check_new_entries(state: State, known: State, *, label: str, locate: Locate,
-                      registry: Registry = REGISTRY) -> None:
+                      registry: Registry = REGISTRY, also_known: State | None = None) -> None:
     """Check every entry of ``state`` that would change ``known`` (absent there, or newer) against
     the database's per-row rules; ValidationError names the file and line of the first that fails.
+    Entries not newer than ``also_known``'s (what this round already accepted from another device)
+    are not checked again.
 
     Without it a line that breaks a CHECK rule (a hand-edited file, another bakestore build) was
     merged and then refused every sync at the apply step, naming neither the device nor the file
@@ -743,16 +820,19 @@ def check_new_entries(state: State, known: State, *, label: str, locate: Locate,
     checks only what is new to it: a device's whole state arrives once, its edits afterwards.
     """
     rules = RowRules(label, locate)
+    other = also_known if also_known is not None else State()
     try:
         for spec in registry.exported_tables:
             if spec.name == TOMBSTONES:
-                known_tombs = known.tombs
+                known_tombs, other_tombs = known.tombs, other.tombs
                 new = [(key, entry) for key, entry in state.tombs.items()
-                       if (current := known_tombs.get(key)) is None or entry > current]
+                       if ((current := known_tombs.get(key)) is None or entry > current)
+                       and ((also := other_tombs.get(key)) is None or entry > also)]
             else:
-                known_rows = known.rows.get(spec.name, {})
+                known_rows, other_rows = known.rows.get(spec.name, {}), other.rows.get(spec.name, {})
                 new = [((spec.name, row_id), entry) for row_id, entry in state.rows.get(spec.name, {}).items()
-                       if (current := known_rows.get(row_id)) is None or entry > current]
+                       if ((current := known_rows.get(row_id)) is None or entry > current)
+                       and ((also := other_rows.get(row_id)) is None or entry > also)]
             for key, (version, line) in sorted(new):  # in key order: the first failure is the same everywhere
                 rules.add(spec, key, version, decode_row(line))
         rules.flush()
@@ -1097,8 +1177,23 @@ def untouched_seed(table: str, row_id: str, line: str) -> bool:
         row.get(column) == value for column, value in seed.items() if column not in _SEED_STAMPS)
 
 
+def _unshow(line: str, shown: dict[str, tuple[Any, Any]]) -> str:
+    """``line`` with the state's own value put back in every column that still holds the value the
+    view showed instead (a disambiguated name, a re-pointed or nulled foreign key)."""
+    row = decode_row(line)
+    changed = False
+    for column, (own, view_value) in shown.items():
+        if column in row and row[column] == view_value and type(row[column]) is type(view_value):
+            row[column] = own
+            changed = True
+    if not changed:
+        return line
+    columns = tuple(sorted(row))
+    return encode_row(columns, tuple(row[c] for c in columns))
+
+
 def capture(live: State, baseline: Baseline | None, known: State, *, mint: Callable[[], str], now: str,
-            registry: Registry = REGISTRY) -> Capture:
+            registry: Registry = REGISTRY, overrides: Overrides | None = None) -> Capture:
     """Turn the live database into state to merge (change capture without triggers).
 
     With a baseline (what the last sync wrote, per id: hash and version):
@@ -1116,13 +1211,25 @@ def capture(live: State, baseline: Baseline | None, known: State, *, mint: Calla
     device) are the exception both ways: this device's *untouched* copy is never taken over the
     others' (so a new device never reverts edits made to them elsewhere), and this device's own
     edit to one (a write with a version of its own) wins over the others' untouched copy even when
-    that copy was seeded later, by a fresh version; two edits compare by version as usual.
+    that copy was seeded later, by a fresh version; two edits compare by version as usual. A
+    delete elsewhere is never lost to either: an untouched copy of a seed row the others hold a
+    tombstone for is not taken (even when they never published the row itself), and an own edit
+    against a deleted copy compares by version with the tombstone.
+
+    ``overrides`` are the values the last view showed instead of the state's (:class:`View`): a
+    row taken here gets the state's own value back in every column that still shows the view's
+    (the user edited another column; the API writes the whole row), so a disambiguated name, a
+    re-pointed or a nulled foreign key never becomes the row's own value by an unrelated edit.
     """
     out = Capture(State())
+    overrides = overrides or {}
 
     def take(table: str, row_id: str, version: str, line: str, *, fresh_unless_newer_than: str) -> None:
         """Take a live row: as it is when its version is newer than ``fresh_unless_newer_than``,
         else with a fresh version, so that it wins as the user's latest act."""
+        shown = overrides.get((table, row_id))
+        if shown:
+            line = _unshow(line, shown)
         if version > fresh_unless_newer_than:
             out.state.put_row(table, row_id, (version, line))
         else:
@@ -1148,19 +1255,22 @@ def capture(live: State, baseline: Baseline | None, known: State, *, mint: Calla
             seen = known_rows.get(row_id)
             tomb = known.tombs.get((table, row_id))
             if baseline is None:
-                if seen is not None and spec.is_seed and seen[1] != line:
+                if spec.is_seed and ((seen is not None and seen[1] != line) or (seen is None and tomb is not None)):
                     if untouched_seed(table, row_id, line):
-                        out.adopted_seed_rows += 1  # our fresh copy: theirs may carry an edit
+                        # Our fresh copy: theirs may carry an edit, or they deleted the row (a device
+                        # that deleted a seed row before it ever synced publishes only the tombstone).
+                        out.adopted_seed_rows += 1
                         continue
-                    if version != seen[0] and untouched_seed(table, row_id, seen[1]):
+                    if seen is not None and version != seen[0] and untouched_seed(table, row_id, seen[1]) \
+                            and (tomb is None or tomb[0] < seen[0]):
                         # Our own edit (a write of its own version) against their untouched copy:
-                        # ours wins even where their copy was seeded later (a newer version).
+                        # ours wins even where their copy was seeded later (a newer version). Not
+                        # against a delete: that compares by version like any delete (below).
                         take(table, row_id, version, line, fresh_unless_newer_than=seen[0])
                         continue
                 if seen is not None and seen[0] >= version:
                     continue
-                out.state.put_row(table, row_id, (version, line))
-                out.rows += 1
+                take(table, row_id, version, line, fresh_unless_newer_than="")
                 continue
             # a row new to the baseline: inserted here, or brought back by a restore
             if seen is not None and seen[1] == line:
@@ -1271,6 +1381,8 @@ CREATE TABLE IF NOT EXISTS tombs (tbl TEXT, id TEXT, version TEXT NOT NULL, line
                                   PRIMARY KEY (tbl, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS base (tbl TEXT, id TEXT, hash BLOB NOT NULL, version TEXT NOT NULL,
                                  PRIMARY KEY (tbl, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS overrides (tbl TEXT, id TEXT, col TEXT, own TEXT NOT NULL, shown TEXT NOT NULL,
+                                      PRIMARY KEY (tbl, id, col)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS devices (folder TEXT, device_id TEXT, manifest_sha256 TEXT, sequence INTEGER,
                                     exported_at TEXT, accepted_at TEXT, rows INTEGER, max_version TEXT,
                                     PRIMARY KEY (folder, device_id)) WITHOUT ROWID;
@@ -1319,6 +1431,13 @@ class StateDB:
             baseline.setdefault(table, {})[row_id] = (bytes(digest), version)
         return baseline
 
+    def load_overrides(self) -> Overrides:
+        """The values the last view showed instead of the state's (see :func:`capture`)."""
+        overrides: Overrides = {}
+        for table, row_id, column, own, shown in self.conn.execute("SELECT tbl, id, col, own, shown FROM overrides"):
+            overrides.setdefault((table, row_id), {})[column] = (json.loads(own), json.loads(shown))
+        return overrides
+
     def accepted(self, folder: str) -> dict[str, dict[str, Any]]:
         cursor = self.conn.execute("SELECT device_id, manifest_sha256, sequence, exported_at, accepted_at, rows, "
                                    "max_version FROM devices WHERE folder = ?", [folder])
@@ -1357,6 +1476,18 @@ class StateDB:
                     deletes = []
                 conn.executemany("DELETE FROM base WHERE tbl = ? AND id = ?", deletes)
                 conn.executemany("INSERT OR REPLACE INTO base (tbl, id, hash, version) VALUES (?, ?, ?, ?)", upserts)
+                # The view's own values, beside the baseline they belong to (usually a handful).
+                def dump(value: Any) -> str:
+                    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+                wanted = {(t, i, c): (dump(own), dump(shown)) for (t, i), cols in view.overrides.items()
+                          for c, (own, shown) in cols.items()}
+                stored = {(t, i, c): (own, shown) for t, i, c, own, shown
+                          in conn.execute("SELECT tbl, id, col, own, shown FROM overrides")}
+                conn.executemany("DELETE FROM overrides WHERE tbl = ? AND id = ? AND col = ?",
+                                 [k for k in stored if k not in wanted])
+                conn.executemany("INSERT OR REPLACE INTO overrides (tbl, id, col, own, shown) VALUES (?, ?, ?, ?, ?)",
+                                 [(*k, *v) for k, v in wanted.items() if stored.get(k) != v])
             for folder, snap in devices:
                 conn.execute("INSERT OR REPLACE INTO devices (folder, device_id, manifest_sha256, sequence, "
                              "exported_at, accepted_at, rows, max_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1598,26 +1729,41 @@ def _skip(report: DeviceReport, why: str, previous: dict[str, Any] | None) -> No
     log.warning("sync: device %s skipped: %s", report.device_id[:8], report.message)
 
 
-def _check_arrivals(scan: _Scan, known: State, accepted: dict[str, dict[str, Any]]) -> None:
+def _check_arrivals(scan: _Scan, known: State, accepted: dict[str, dict[str, Any]], *, check: bool = True) -> State:
     """The database's per-row rules on what this round's snapshots and conflict copies bring that
     is new (:func:`check_new_entries`): a snapshot with a row that breaks one is skipped this round
-    with a message naming the device folder, file, line and field; the other devices still sync."""
+    with a message naming the device folder, file, line and field; the other devices still sync.
+
+    Each is checked against ``known`` and what this round already accepted, in a fixed order
+    (device folders by name, then conflict copies), so a row that several devices hold alike (a
+    first sync) is checked once. Returns what was accepted, merged. ``check=False`` (``--status``,
+    which applies nothing) accepts everything unchecked.
+    """
+    arrived = State()
     for item in list(scan.snapshots):
         snap = item[1]
         try:
-            check_new_entries(snap.state, known, label=f"device {snap.device_id[:8]}", locate=snapshot_locate(snap))
+            if check:
+                check_new_entries(snap.state, known, label=f"device {snap.device_id[:8]}",
+                                  locate=snapshot_locate(snap), also_known=arrived)
         except ValidationError as exc:
             scan.snapshots.remove(item)
             for report in scan.reports:
                 if report.device_id == snap.device_id and report.status == "accepted":
                     _skip(report, str(exc), accepted.get(snap.device_id))
+            continue
+        arrived.join(snap.state)
     for state, locate, label, what in list(scan.loose):
         try:
-            check_new_entries(state, known, label=label, locate=locate)
+            if check:
+                check_new_entries(state, known, label=label, locate=locate, also_known=arrived)
             scan.debris.append(f"{what}: merged (it is state)")
         except ValidationError as exc:
             scan.loose.remove((state, locate, label, what))
             scan.debris.append(f"{what}: a row breaks a rule of the database ({exc}); ignored")
+            continue
+        arrived.join(state)
+    return arrived
 
 
 def _scan(devices_dir: Path, me: str, folder_key: str, accepted: dict[str, dict[str, Any]]) -> _Scan:
@@ -1718,14 +1864,16 @@ def _live_generation(conn: Any) -> int | None:
 
 
 def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = False, allow_shrink: bool = False,
-         max_loss: float = DEFAULT_MAX_LOSS) -> SyncReport:
+         max_loss: float = DEFAULT_MAX_LOSS, check_rules: bool = True) -> SyncReport:
     """One sync round with the devices in ``folder``; see the module docstring for the rules.
 
     Steps: refuse a folder holding a live database; read every other device's snapshot (verified
     against its manifest, else skipped this round); inside one ``BEGIN IMMEDIATE`` transaction on
     the live DB capture local changes, merge, build the view, run the shrink guard, take a restore
     point, apply, ``foreign_key_check``, COMMIT; audit; then write our own device folder.
-    ``dry_run`` reports what would change and writes nothing anywhere.
+    ``dry_run`` reports what would change and writes nothing anywhere; with it, ``check_rules=False``
+    (what ``--status`` uses) skips checking arriving rows against the CHECK rules. A sync that
+    applies always checks them.
     """
     folder = Path(folder)
     registry = store.registry
@@ -1739,6 +1887,7 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
         state_db = StateDB(store.path, create=not dry_run)
         conn: Any = None
         committed = False
+        pending: Path | None = None
         try:
             accepted = state_db.accepted(folder_key)
             try:
@@ -1751,7 +1900,10 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
             # The state DB is ours alone while the operation lock is held: read before the live
             # transaction, so checking what arrived does not hold off the store's writers.
             raw = state_db.load_state()
-            _check_arrivals(scan, raw, accepted)
+            arrived = _check_arrivals(scan, raw, accepted, check=check_rules or not dry_run)
+            if not (check_rules or not dry_run) and (scan.snapshots or scan.loose):
+                report.messages.append("what arrived was not checked against the database's CHECK rules (a sync "
+                                       "or --dry-run does, and skips a device with a row that breaks one)")
             report.devices = [scan.own_report or DeviceReport(me, f"devices/{me}", "own", "not written yet")]
             report.devices += scan.reports
             report.debris = scan.debris
@@ -1761,8 +1913,10 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
             # snapshot without holding off the store's writers while it merges.
             conn.execute("BEGIN" if dry_run else "BEGIN IMMEDIATE")
             live_generation = _live_generation(conn)
+            if not dry_run:
+                _settle_pending_restore_points(store.path, live_generation)
             generation = state_db.generation
-            inputs = [s.state for _, s in scan.snapshots] + [state for state, *_ in scan.loose]
+            inputs = [arrived]  # every snapshot and conflict copy accepted this round, merged
             if live_generation is not None and live_generation == generation:
                 baseline: Baseline | None = state_db.load_baseline()
                 report.mode = "baseline"
@@ -1781,7 +1935,9 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
                 if scan.own is not None:
                     try:
                         own = read_snapshot(scan.own, expect_device=me)
-                        check_new_entries(own.state, raw, label=f"device {me[:8]}", locate=snapshot_locate(own))
+                        if check_rules or not dry_run:
+                            check_new_entries(own.state, raw, label=f"device {me[:8]}", locate=snapshot_locate(own),
+                                              also_known=arrived)
                         inputs.append(own.state)
                     except (SnapshotUnusable, ValidationError, OSError) as exc:
                         report.messages.append(f"own device folder not readable for recovery: {exc}")
@@ -1792,7 +1948,8 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
                 if top:
                     store.clock.observe(top)
             now = store.now()
-            local = capture(live, baseline, known, mint=store.clock.now, now=now, registry=registry)
+            local = capture(live, baseline, known, mint=store.clock.now, now=now, registry=registry,
+                            overrides=state_db.load_overrides())
             report.captured = local.as_dict()
             if baseline is not None and local.minted_tombstones:
                 lost: dict[str, int] = {}
@@ -1844,20 +2001,30 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
                 if violation is not None:
                     raise SyncError(f"sync refused: after merging, {violation[0]} rowid {violation[1]} references a "
                                     f"missing {violation[2]} row (a bug in the FK rule); nothing was changed")
-                # Only once the apply has succeeded, so a refused sync leaves no restore point behind
-                # (retries would crowd the real ones out of retention). Still before COMMIT: our
-                # write transaction holds off every writer, and the restore point's connection sees
-                # the last committed content, not this transaction's rows (WAL).
-                report.restore_point = make_restore_point(store.path, "sync")
-                record.restore_point = str(report.restore_point)
                 new_generation = max(generation, live_generation or 0) + 1
+                # Only once the apply has succeeded, so a refused sync leaves no restore point behind
+                # (retries would crowd the real ones out of retention). Taken before COMMIT (our
+                # write transaction holds off every writer, and the restore point's connection sees
+                # the last committed content, not this transaction's rows: WAL), but under a hidden
+                # name, published only after the COMMIT: a sync killed in between leaves none that
+                # `undo` or retention could see, and the next sync removes it (or publishes it, if
+                # the kill came after the COMMIT).
+                pending = _take_pending_restore_point(store.path, new_generation)
                 conn.execute('INSERT OR REPLACE INTO "_bakestore_meta"(key, value) VALUES (?, ?)',
                              [GENERATION_KEY, str(new_generation)])
                 conn.execute('INSERT OR REPLACE INTO "_bakestore_meta"(key, value) VALUES (?, ?)',
                              ["hlc", store.clock.high_water])
+                _fault("sync-before-live-commit")
                 conn.execute("COMMIT")
                 committed = True
                 _fault("sync-after-live-commit")
+                try:
+                    report.restore_point = _publish_restore_point(store.path, pending)
+                    record.restore_point = str(report.restore_point)
+                    pending = None
+                except OSError as exc:  # committed: the next sync publishes it
+                    log.warning("%s: could not name the restore point of this sync (%s); the next sync "
+                                "does", pending, exc)
             else:
                 conn.execute("ROLLBACK")
                 if live_generation != generation or baseline is None:
@@ -1895,10 +2062,9 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:  # the original error is the one to raise; closing rolls back anyway
                     log.exception("ROLLBACK after a failed sync failed")
-            if report.restore_point is not None and not committed:
+            if pending is not None and not committed:
                 # Nothing changed: a restore point of this round would only mislead `undo`.
-                _discard_restore_point(report.restore_point)
-                report.restore_point = record.restore_point = None
+                _discard_restore_point(pending)
             if not dry_run and record.outcome == "started":
                 refused = isinstance(exc, (ShrinkRefusedError, SyncError))
                 record.outcome = "refused" if refused else "failed"
@@ -1912,6 +2078,79 @@ def sync(store: "Store", folder: str | os.PathLike[str], *, dry_run: bool = Fals
             if conn is not None:
                 conn.close()
             state_db.close()
+
+
+# --------------------------------------------------------------------------- the sync's restore point
+
+#: A restore point taken by a sync that has not committed yet: hidden (a dot name, which
+#: ``list_restore_points`` never lists, so neither ``undo`` nor retention sees it), named with the
+#: generation the sync will commit.
+_PENDING_POINT = re.compile(r"^\.sync-pending-g(\d+)-[0-9a-f]{8}\.db$")
+
+
+def _take_pending_restore_point(db_path: Path, generation: int) -> Path:
+    """A verified copy of the live database's last committed content under a hidden name
+    (VACUUM INTO from another connection, fsync, quick_check and sidecar, as
+    ``make_restore_point``): published by :func:`_publish_restore_point` only once the sync has
+    committed, so a sync killed before its COMMIT leaves no restore point anyone can see."""
+    folder = restore_point_dir(db_path)
+    folder.mkdir(exist_ok=True)
+    pending = folder / f".sync-pending-g{generation}-{uuid.uuid4().hex[:8]}.db"
+    conn = sqlite3.connect(str(db_path), timeout=5.0)
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("VACUUM INTO ?", [str(pending)])
+        with open(pending, "rb+") as handle:
+            os.fsync(handle.fileno())
+        fsync_dir(folder)
+    except (sqlite3.DatabaseError, OSError) as exc:
+        _remove_db_files(pending)
+        raise RestoreError(f"{db_path}: could not take a restore point: {exc}; nothing was changed") from None
+    finally:
+        conn.close()
+    problem = _check_restore_point(pending)
+    if problem is not None:
+        _discard_restore_point(pending)
+        raise RestoreError(f"{pending}: the new restore point failed its check: {problem}; nothing was changed")
+    return pending
+
+
+def _publish_restore_point(db_path: Path, pending: Path) -> Path:
+    """After the sync's COMMIT: give the pending restore point its listed, time-sorted name."""
+    checked = _read_sidecar(pending)  # the rename changes the ctime its identity records
+    final = pending.with_name(_next_point_name(db_path, "sync"))
+    os.rename(pending, final)
+    fsync_dir(final.parent)
+    if checked is not None:
+        _write_sidecar(final, checked.get("sha256"), checked.get("checked"), checked.get("chunk_crc32"))
+    with contextlib.suppress(FileNotFoundError):
+        _sidecar(pending).unlink()
+    return final
+
+
+def _settle_pending_restore_points(db_path: Path, live_generation: int | None) -> Path | None:
+    """Restore points a killed sync left pending: published if that sync committed (the live
+    database holds its generation), removed otherwise. Returns the one published, if any."""
+    folder = restore_point_dir(db_path)
+    published = None
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.iterdir()):
+        match = _PENDING_POINT.match(path.name)
+        if match is None or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            if live_generation is not None and int(match[1]) == live_generation:
+                published = _publish_restore_point(db_path, path)
+                log.warning("published %s: the restore point of a sync that committed but was interrupted "
+                            "before naming it", published.name)
+            else:
+                _discard_restore_point(path)
+                log.warning("removed %s: the restore point of a sync that was interrupted before it "
+                            "committed", path.name)
+        except OSError as exc:
+            log.warning("%s: could not settle a pending restore point: %s", path, exc)
+    return published
 
 
 def _discard_restore_point(point: Path) -> None:
@@ -1932,7 +2171,7 @@ def _audit(store: "Store", record: audit.AuditRecord, started: float) -> str:
 def sync_status(store: "Store", folder: str | os.PathLike[str]) -> SyncReport:
     """Devices seen, their last export, and what a sync would change (a dry run that also reports,
     instead of raising, what the shrink guard would refuse)."""
-    report = sync(store, folder, dry_run=True, allow_shrink=True)
+    report = sync(store, folder, dry_run=True, allow_shrink=True, check_rules=False)
     if report.shrink:
         report.messages.append("a real sync would be refused by the shrink guard without --allow-shrink")
     return report

@@ -337,3 +337,223 @@ def test_the_same_relationship_recorded_twice_is_merged_and_its_children_re_poin
     rules = {(r.rule, r.row_id) for r in sync(a, shared, dry_run=True).resolutions}
     assert rules == {("unique-merge", loser["id"]), ("fk-repoint", made["a"]["id"])}
     base.assert_converged([a, b], tmp_path)
+
+
+# --------------------------------------------------------------------------- second review
+
+
+def test_deleting_a_relationship_shown_once_deletes_its_hidden_duplicate(pair: tuple[Store, Store], shared: Path,
+                                                                        tmp_path: Path) -> None:
+    """Two devices record the same composition; only the newer is shown (unique-merge). The user
+    deletes it: the older duplicate no longer clashed and came back everywhere with its older
+    values at the next sync."""
+    a, b = pair
+    box = a.insert("finished_goods", {"slug": "gift-box", "display_name": "Gift box"})
+    cookies = a.insert("finished_goods", {"slug": "cookies", "display_name": "Cookies"})
+    exchange([a, b], shared)
+    older = a.insert("compositions", {"assembly_id": box["id"], "finished_good_id": cookies["id"],
+                                      "component_quantity": 2})
+    newer = b.insert("compositions", {"assembly_id": box["id"], "finished_good_id": cookies["id"],
+                                      "component_quantity": 3})
+    exchange([a, b], shared)
+    assert [r["id"] for r in a.rows("compositions")] == [newer["id"]]
+    a.delete("compositions", newer["id"])
+    exchange([a, b], shared)
+    for store in (a, b):
+        assert list(store.rows("compositions")) == [], "the deleted relationship came back"
+    rules = {(r.rule, r.row_id) for r in sync(a, shared, dry_run=True).resolutions}
+    assert rules == {("unique-delete", older["id"])}
+    # Recorded again after the delete, it is a new act: it shows.
+    again = b.insert("compositions", {"assembly_id": box["id"], "finished_good_id": cookies["id"],
+                                      "component_quantity": 4})
+    exchange([a, b], shared)
+    for store in (a, b):
+        assert [(r["id"], r["component_quantity"]) for r in store.rows("compositions")] == [(again["id"], 4)]
+    base.assert_converged([a, b], tmp_path)
+
+
+def test_editing_another_column_of_a_renamed_row_keeps_the_suffix_in_the_view(pair: tuple[Store, Store],
+                                                                               shared: Path, tmp_path: Path) -> None:
+    """The API writes the whole row: a note added to a row shown as 'Flour (3f2a1b)' made the
+    suffix its own value for good, on every device."""
+    a, b = pair
+    mine = a.insert("ingredients", {"display_name": "Flour", "slug": "flour", "category": "Flour"})
+    theirs = b.insert("ingredients", {"display_name": "Flour", "slug": "flour", "category": "Flour"})
+    exchange([a, b], shared)
+    assert a.get("ingredients", mine["id"])["slug"] != "flour"
+    a.update("ingredients", mine["id"], {"notes": "from the mill"})
+    exchange([a, b], shared)
+    b.delete("ingredients", theirs["id"])  # the clash is gone
+    exchange([a, b], shared)
+    for store in (a, b):
+        row = store.get("ingredients", mine["id"])
+        assert (row["display_name"], row["slug"], row["notes"]) == ("Flour", "flour", "from the mill")
+    base.assert_converged([a, b], tmp_path)
+
+
+def test_editing_a_re_pointed_or_nulled_child_keeps_its_own_foreign_key(pair: tuple[Store, Store], shared: Path,
+                                                                        tmp_path: Path) -> None:
+    """A child re-pointed to the row its parent was merged into (fk-repoint), or with a SET NULL
+    column nulled (fk-set-null), took the shown foreign key as its own when another column was
+    edited, so it never went back to its own parent."""
+    a, b = pair
+    flour = a.insert("ingredients", {"display_name": "Flour", "slug": "flour", "category": "Flour"})
+    product = base.make_product(a, flour["id"], slug="flour-5lb")
+    items = [a.insert("inventory_items", {"product_id": product["id"], "last_updated": "2026-01-02T10:00:00.000Z"})
+             for _ in range(2)]
+    box = a.insert("finished_goods", {"slug": "gift-box", "display_name": "Gift box"})
+    cookies = a.insert("finished_goods", {"slug": "cookies", "display_name": "Cookies"})
+    brownies = a.insert("finished_goods", {"slug": "brownies", "display_name": "Brownies"})
+    acme = base.make_supplier(a, "acme")
+    bag = base.make_product(a, flour["id"], slug="flour-1lb", preferred_supplier_id=acme["id"])
+    exchange([a, b], shared)
+    made: dict[str, dict[str, Any]] = {}
+    for store, item, key in ((a, items[0], "a"), (b, items[1], "b")):
+        comp = store.insert("compositions", {"assembly_id": box["id"], "finished_good_id": cookies["id"]})
+        made[key] = store.insert("composition_assignments", {
+            "composition_id": comp["id"], "inventory_item_id": item["id"], "quantity_assigned": 1.0,
+            "assigned_at": "2026-01-03T10:00:00.000Z"})
+        made[key + "-comp"] = comp
+    a.delete("suppliers", acme["id"])
+    b.update("products", bag["id"], {"notes": "edited on B"})  # after the delete: stays, column nulled
+    exchange([a, b], shared)
+    assert a.get("composition_assignments", made["a"]["id"])["composition_id"] == made["b-comp"]["id"]
+    assert a.get("products", bag["id"])["preferred_supplier_id"] is None
+    # The user edits other columns of both children on A.
+    a.update("composition_assignments", made["a"]["id"], {"quantity_assigned": 2.0})
+    a.update("products", bag["id"], {"notes": "edited on A"})
+    exchange([a, b], shared)
+    # The clashes go: B records the winner for brownies instead, and edits the supplier after its delete.
+    b.update("compositions", made["b-comp"]["id"], {"finished_good_id": brownies["id"]})
+    b.insert("suppliers", {**{k: v for k, v in acme.items() if k not in ("row_version",)}, "notes": "back"})
+    exchange([a, b], shared)
+    for store in (a, b):
+        assigned = store.get("composition_assignments", made["a"]["id"])
+        assert (assigned["composition_id"], assigned["quantity_assigned"]) == (made["a-comp"]["id"], 2.0)
+        assert store.get("products", bag["id"])["preferred_supplier_id"] == acme["id"]
+        assert store.get("products", bag["id"])["notes"] == "edited on A"
+    base.assert_converged([a, b], tmp_path)
+
+
+def test_a_first_syncs_old_edit_to_a_seed_row_does_not_beat_a_later_delete(make_store: Callable[[str], Store],
+                                                                          shared: Path, tmp_path: Path) -> None:
+    """The first-sync seed rule gave this device's edit a fresh version whenever the others' copy
+    was untouched, even when they had deleted it since: the deleted unit came back everywhere."""
+    a = make_store(DEVICE_A)
+    a.update("units", "cup", {"display_name": "A's cup"})  # before B even exists
+    b = make_store(DEVICE_B)  # seeded later: newer untouched copies
+    sync(b, shared)
+    b.delete("units", "cup")
+    sync(b, shared)
+    report = sync(a, shared)
+    assert report.mode == "first-sync" and report.captured["minted_versions"] == 0
+    sync(b, shared)
+    for store in (a, b):
+        assert not list(store.rows("units", where="code = ?", params=["cup"]))
+    base.assert_converged([a, b], tmp_path)
+
+
+def test_a_first_syncs_edit_to_a_seed_row_made_after_the_delete_brings_it_back(
+        make_store: Callable[[str], Store], shared: Path, tmp_path: Path) -> None:
+    b = make_store(DEVICE_B)
+    a = make_store(DEVICE_A)
+    sync(b, shared)
+    b.delete("units", "cup")
+    sync(b, shared)
+    a.update("units", "cup", {"display_name": "A's cup"})  # after B's delete
+    sync(a, shared)
+    sync(b, shared)
+    for store in (a, b):
+        assert [r["display_name"] for r in store.rows("units", where="code = ?", params=["cup"])] == ["A's cup"]
+    base.assert_converged([a, b], tmp_path)
+
+
+def test_a_seed_row_deleted_before_the_first_sync_stays_deleted_when_a_later_device_joins(
+        make_store: Callable[[str], Store], shared: Path, tmp_path: Path) -> None:
+    """The deleting device published only a tombstone; a device seeded later took its untouched
+    copy as new, and its newer seed version beat the tombstone."""
+    b = make_store(DEVICE_B)
+    b.delete("units", "clamshell")
+    sync(b, shared)
+    c = make_store(base.DEVICE_C)
+    report = sync(c, shared)
+    assert report.mode == "first-sync" and report.captured["rows"] == 0
+    sync(b, shared)
+    for store in (b, c):
+        assert not list(store.rows("units", where="code = ?", params=["clamshell"]))
+    base.assert_converged([b, c], tmp_path)
+
+
+def test_rows_several_devices_bring_alike_are_checked_once_and_status_checks_none(
+        make_store: Callable[[str], Store], shared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each snapshot was checked separately against the stored state: on a first sync every row
+    of every device went through the CHECK rules again, and so on every --status."""
+    import bakestore.sync as sync_module
+    from bakestore.sync import read_snapshot, sync_status
+
+    b, c = make_store(DEVICE_B), make_store(base.DEVICE_C)
+    exchange([b, c], shared)
+    for i in range(30):
+        base.make_supplier(b, f"supplier-{i}")
+    exchange([b, c], shared)
+    states = [read_snapshot(base.device_dir(shared, d), expect_device=d).state for d in (DEVICE_B, base.DEVICE_C)]
+    assert states[0] == states[1]
+    distinct = states[0].row_count + len(states[0].tombs)
+    checked: list[Any] = []
+    real_add = sync_module.RowRules.add
+    monkeypatch.setattr(sync_module.RowRules, "add", lambda self, *args: (checked.append(args), real_add(self, *args)))
+    a = make_store(DEVICE_A)
+    status = sync_status(a, shared)
+    assert checked == [] and any("not checked" in m for m in status.messages)
+    assert {d.device_id: d.status for d in status.devices}[DEVICE_B] == "accepted"
+    report = sync(a, shared)
+    assert report.mode == "first-sync" and len(checked) == distinct
+    assert a.get("suppliers", next(iter(b.rows("suppliers", where="slug = 'supplier-7'")))["id"])["slug"] == "supplier-7"
+
+
+@pytest.mark.parametrize("fault", ["sync-before-live-commit", "sync-after-live-commit"])
+def test_a_sync_killed_around_its_commit_leaves_no_stray_restore_point(pair: tuple[Store, Store], shared: Path,
+                                                                       tmp_path: Path, fault: str) -> None:
+    """The restore point was taken before COMMIT under its listed name: a SIGKILL in between left
+    the restore point of a sync that never committed (the newest one `undo` would pick)."""
+    import os
+    import subprocess
+    import sys
+
+    from bakestore.restore import restore_point_dir
+    from bakestore.sqlite import sqlite3
+
+    a, b = pair
+    row = base.make_supplier(a, "acme")
+    sync(a, shared)
+    points = b.restore_points()
+    b_path, wall = b.path, b._wall
+    b.close()
+    script = ("from bakestore.store import Store; from bakestore.sync import sync; "
+              f"s = Store({str(b_path)!r}, device_id={DEVICE_B!r}); sync(s, {str(shared)!r})")
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "BAKESTORE_FAULT": fault},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == -9, done.stderr
+    b2 = Store(b_path, device_id=DEVICE_B, wall_clock=wall)
+    try:
+        assert b2.restore_points() == points, "a restore point of an unfinished sync is listed"
+        hidden = [p.name for p in restore_point_dir(b_path).iterdir() if p.name.startswith(".sync-pending-")]
+        assert hidden  # kept out of sight until the next sync settles it
+        committed = fault == "sync-after-live-commit"
+        assert bool(list(b2.rows("suppliers", where="id = ?", params=[row["id"]]))) == committed
+        report = sync(b2, shared)
+        assert not [p for p in restore_point_dir(b_path).iterdir() if p.name.startswith(".sync-pending-")]
+        new_points = [p for p in b2.restore_points() if p not in points]
+        assert len(new_points) == 1  # the killed sync's (published), or this sync's own: never both
+        if committed:
+            assert report.restore_point is None and report.changed_rows == 0
+            point = sqlite3.connect(f"file:{new_points[0]}?mode=ro", uri=True)
+            try:  # the content before the killed sync: without the supplier it brought
+                assert point.execute("SELECT count(*) FROM suppliers WHERE id = ?", [row["id"]]).fetchone() == (0,)
+            finally:
+                point.close()
+        else:
+            assert report.restore_point == new_points[0] and report.changed_rows > 0
+        assert b2.get("suppliers", row["id"])["slug"] == "acme"
+    finally:
+        b2.close()
