@@ -277,17 +277,18 @@ def test_a_damaged_previous_export_is_not_carried_forward(store: Store, export_d
     assert sorted(watcher.stats.last_tables_rewritten) == ["recipients", "suppliers"]
 
 
-def test_an_export_left_between_the_two_renames_is_promoted_or_removed(store: Store, export_dir: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A watcher killed after the export's folder was renamed inside .watch-staging but before it
-    was renamed into the export folder left a complete export there that nothing ever removed."""
+def _killed_between_the_two_renames(store: Store, export_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                    before: Callable[[], None] | None = None) -> Path:
+    """Export once, then (after ``before``) insert a row and let the next export die between its
+    two renames; returns the complete export it left in .watch-staging."""
     import bakestore.watch as watch_module
-    from bakestore.exports import ExportFolderSource
 
     staging = export_dir / ".watch-staging"
     first = Watcher(store.path, export_dir, poll=3600)
     try:
         assert first.check() is not None
+        if before is not None:
+            before()
         store.insert("recipients", {"name": "Grandma"})
         real_replace = os.replace
 
@@ -302,7 +303,18 @@ def test_an_export_left_between_the_two_renames_is_promoted_or_removed(store: St
         monkeypatch.setattr(watch_module.os, "replace", real_replace)
     finally:
         first.close()
-    [left] = [p for p in staging.iterdir()]
+    [left] = list(staging.iterdir())
+    return left
+
+
+def test_an_export_left_between_the_two_renames_is_promoted_or_removed(store: Store, export_dir: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A watcher killed after the export's folder was renamed inside .watch-staging but before it
+    was renamed into the export folder left a complete export there that nothing ever removed."""
+    from bakestore.exports import ExportFolderSource
+
+    staging = export_dir / ".watch-staging"
+    left = _killed_between_the_two_renames(store, export_dir, monkeypatch)
     assert (left / MANIFEST).is_file() and len(list_exports(export_dir)) == 1
     # A stale, older leftover and a half-removed one (no manifest) go; the newer complete one is promoted.
     older = staging / "bakestore-export-20000101T000000000Z"
@@ -327,28 +339,10 @@ def test_a_hand_named_export_does_not_make_a_staged_export_look_old(store: Store
     """Recovery compared a staged export with the last folder by name, and a hand-named export
     (``my-backup`` sorts after ``bakestore-export-…``) made a valid newer staged export look old:
     it was deleted."""
-    import bakestore.watch as watch_module
+    def hand_named_copy() -> None:  # the user's own copy of the first export
+        shutil.copytree(list_exports(export_dir)[-1], export_dir / "my-backup")
 
-    staging = export_dir / ".watch-staging"
-    first = Watcher(store.path, export_dir, poll=3600)
-    try:
-        assert first.check() is not None
-        shutil.copytree(list_exports(export_dir)[-1], export_dir / "my-backup")  # the user's own copy
-        store.insert("recipients", {"name": "Grandma"})
-        real_replace = os.replace
-
-        def killed(src: Any, dst: Any) -> None:
-            if Path(src).parent == staging and not Path(src).name.startswith("."):  # the second rename
-                raise KeyboardInterrupt("killed between the two renames")
-            real_replace(src, dst)
-
-        monkeypatch.setattr(watch_module.os, "replace", killed)
-        with pytest.raises(KeyboardInterrupt):
-            first.check()
-        monkeypatch.setattr(watch_module.os, "replace", real_replace)
-    finally:
-        first.close()
-    [left] = list(staging.iterdir())
+    left = _killed_between_the_two_renames(store, export_dir, monkeypatch, before=hand_named_copy)
     second = Watcher(store.path, export_dir, poll=3600)
     try:
         assert second.check(force=True) is None  # the promoted export already holds this content
