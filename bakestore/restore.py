@@ -1351,9 +1351,9 @@ def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str],
             # Audit first: if the log cannot be written, refuse now, before anything changes.
             _audit(store, record, started)
             verified: concurrent.futures.Future[Any] | None = None
-            late_openers: list[int] = []
-            restore_point = _swap_in_by_rename(store, fresh.path, operation, late_openers)
-            if restore_point is not None:
+            renamed = _swap_in_by_rename(store, fresh.path, operation)
+            if renamed is not None:
+                restore_point, late_openers = renamed
                 record.details["swap"] = "rename-built"  # the checked fresh file, renamed in
                 if late_openers:
                     record.details["late_openers"] = late_openers
@@ -1378,14 +1378,22 @@ def replace_contents(store: "Store", source: RowSource | str | os.PathLike[str],
                 result.audit_id = _audit(store, record, started)
                 store.clock.observe(_read_meta(live_path, "hlc") or store.clock.high_water)
             except (OSError, sqlite3.Error) as exc:
-                text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                raise RestoreError(f"{operation} done: the new content is in place, but a later step failed "
-                                   f"({text}); the previous content is in the restore point {restore_point}") from None
+                raise _done_but_failed(operation, restore_point, exc) from None
             _prune_quietly(live_path)
             return result
         finally:
             if fresh is not None:
                 _remove_db_files(fresh.path)
+
+
+def _done_but_failed(operation: str, restore_point: Path, exc: BaseException | None = None) -> RestoreError:
+    """The error for a failure *after* the swap: the operation happened, and this says so (never
+    "nothing was changed") and where the previous content is."""
+    text = ""
+    if exc is not None:
+        text = f" ({exc.strerror if isinstance(exc, OSError) and exc.strerror else exc})"
+    return RestoreError(f"{operation} done: the new content is in place, but a later step failed{text}; the "
+                        f"previous content is in the restore point {restore_point}")
 
 
 def _rename_swap(store: "Store", replacement: Path, keep: Path, operation: str, *, fault: str,
@@ -1424,36 +1432,33 @@ def _rename_swap(store: "Store", replacement: Path, keep: Path, operation: str, 
         log.info("%s: %s by rename not possible (%s); using the backup-API swap", live_path, operation, why)
         return why
     except BaseException:
-        store.db = connect_store_file(live_path)  # the Store stays usable whatever happened
+        with contextlib.suppress(Exception):  # the Store stays usable whatever happened, if it can
+            store.db = connect_store_file(live_path)
         if alone is not None and alone.swapped:
-            raise RestoreError(f"{operation} done: the new content is in place, but a later step failed; the "
-                               f"previous content is in the restore point {keep}") from None
+            raise _done_but_failed(operation, keep) from None
         raise
     try:
         store.db = connect_store_file(live_path)
     except (OSError, sqlite3.Error, BakestoreError) as exc:
-        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise RestoreError(f"{operation} done: the new content is in place, but a later step failed ({text}); "
-                           f"the previous content is in the restore point {keep}") from None
+        raise _done_but_failed(operation, keep, exc) from None
     if alone.late_openers:
         log.error("%s: process(es) %s opened the database during the swap and still hold the old "
                   "file; they may read stale data until they reopen it", live_path, sorted(alone.late_openers))
     return alone
 
 
-def _swap_in_by_rename(store: "Store", fresh_path: Path, operation: str, late_openers: list[int]) -> Path | None:
+def _swap_in_by_rename(store: "Store", fresh_path: Path, operation: str) -> tuple[Path, list[int]] | None:
     """The fast swap: the fresh file *becomes* the live file by rename, and the live file becomes
     the restore point (a hard link: no copy of it is made). Only from a process with no other
     thread and when :mod:`bakestore.fileswap` proves that no other connection or process has the
-    database open (the conditions are the fast undo's, guarantees S16). Returns the restore point,
-    or None, having changed nothing, whenever that is not so: the caller then takes a restore
+    database open (the conditions are the fast undo's, guarantees S16). Returns the restore point
+    and the processes that opened the old file during the swap and still hold it (for the audit
+    record), or None, having changed nothing, whenever that is not so: the caller then takes a restore
     point by copy and swaps with the backup API, which is safe with readers.
 
     The fresh file was built and checked whole (integrity, foreign keys, counts) and carries its
     clock and bulk-change marker already; the old file, checkpointed by the probe, becomes the
     restore point and is checked as one (quick_check, sha256 and chunk CRCs in its sidecar).
-    Processes that opened the old file during the swap and still hold it are added to
-    ``late_openers`` (for the audit record).
     """
     if store.registry is not REGISTRY or _other_threads():
         return None
@@ -1465,8 +1470,6 @@ def _swap_in_by_rename(store: "Store", fresh_path: Path, operation: str, late_op
     swapped = _rename_swap(store, fresh_path, keep, operation, fault="rename-swap-in")
     if isinstance(swapped, fileswap.NotProvenAlone):
         return None
-    if swapped.late_openers:
-        late_openers.extend(sorted(swapped.late_openers))
     # From here on the swap has happened: a failure must not read as "nothing changed".
     try:
         # The old live file, checkpointed by the probe, is the restore point: checked as a copy
@@ -1479,10 +1482,8 @@ def _swap_in_by_rename(store: "Store", fresh_path: Path, operation: str, late_op
         if fileswap.file_id(live_path) != fresh_file:
             raise RestoreError(f"{live_path}: after the swap the live file is not the new content's file")
     except (OSError, sqlite3.Error, BakestoreError) as exc:
-        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise RestoreError(f"{operation} done: the new content is in place, but a later step failed ({text}); "
-                           f"the previous content is in the restore point {keep}") from None
-    return keep
+        raise _done_but_failed(operation, keep, exc) from None
+    return keep, sorted(swapped.late_openers)
 
 
 def _prune_quietly(live_path: Path) -> None:
@@ -1668,9 +1669,7 @@ def _undo_by_rename(store: "Store", point: Path,
             result.restore_point = keep
             result.audit_id = _audit(store, record, started)
         except (OSError, sqlite3.Error, BakestoreError) as exc:
-            text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise RestoreError(f"undo done: the restore point is in place, but a later step failed ({text}); "
-                               f"the previous content is in the restore point {keep}") from None
+            raise _done_but_failed("undo", keep, exc) from None
     _prune_quietly(live_path)
     return result
 
